@@ -1,0 +1,136 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"eventlistener/event"
+	"eventlistener/sinks"
+)
+
+// Fallback keeps the events a sink did not store. *fallback.Log is one.
+type Fallback interface {
+	Write(sink, batchID string, failed []sinks.Failed) (path string, err error)
+}
+
+// batchDone reports that every sink has dealt with a batch.
+type batchDone struct {
+	batch *event.Batch
+}
+
+// drain asks the batcher to answer drained once nothing is queued or in
+// flight.
+type drain struct{}
+
+type drained struct{}
+
+// batcher writes batches to every sink. It never does I/O in Receive: each
+// batch is written by a goroutine that reports back with batchDone, and at
+// most maxInFlight run at once; the rest wait in a queue whose size the
+// engine's pending limit bounds.
+type batcher struct {
+	sinks       []sinks.Sink
+	fallback    Fallback
+	retry       sinks.Retry
+	maxInFlight int
+	ctx         context.Context // cancelled when the shutdown deadline passes
+	release     func(events int, bytes int64)
+	metrics     *Metrics
+	log         *slog.Logger
+
+	queue    []*event.Batch
+	inFlight int
+	drainers []*actor.PID
+}
+
+func (w *batcher) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *event.Batch:
+		w.queue = append(w.queue, m)
+		w.pump(c)
+	case *batchDone:
+		w.inFlight--
+		w.metrics.inFlight.Dec()
+		var bytes int64
+		for i := range m.batch.Events {
+			bytes += int64(m.batch.Events[i].Size())
+		}
+		w.release(len(m.batch.Events), bytes)
+		w.pump(c)
+	case *drain:
+		w.drainers = append(w.drainers, c.Sender())
+		w.pump(c)
+	}
+}
+
+// pump starts queued batches while there is room, and answers drainers when
+// all work is done.
+func (w *batcher) pump(c actor.Context) {
+	for w.inFlight < w.maxInFlight && len(w.queue) > 0 {
+		b := w.queue[0]
+		w.queue[0] = nil
+		w.queue = w.queue[1:]
+		w.inFlight++
+		w.metrics.inFlight.Inc()
+		self, root := c.Self(), c.ActorSystem().Root
+		go func() {
+			w.write(b)
+			root.Send(self, &batchDone{batch: b})
+		}()
+	}
+	if w.inFlight == 0 && len(w.queue) == 0 {
+		for _, d := range w.drainers {
+			c.Send(d, &drained{})
+		}
+		w.drainers = nil
+	}
+}
+
+// write sends one batch to every sink at once; a sink's result never affects
+// another's. What a sink did not store goes to the fallback log.
+func (w *batcher) write(b *event.Batch) {
+	var wg sync.WaitGroup
+	for _, s := range w.sinks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.writeSink(s, b)
+		}()
+	}
+	wg.Wait()
+}
+
+func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
+	name := s.Name()
+	log := w.log.With("sink", name, "batch", b.ID)
+	start := time.Now()
+	out := sinks.WriteWithRetry(w.ctx, s, b.Events, w.retry, func(pending int, err error) {
+		w.metrics.retries.WithLabelValues(name).Inc()
+		log.Warn("sink write failed; retrying", "events", pending, "error", err)
+	})
+	w.metrics.writeSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
+	w.metrics.sinkEvents.WithLabelValues(name, "stored").Add(float64(out.Stored))
+	if len(out.Failed) == 0 {
+		return
+	}
+	if w.ctx.Err() != nil {
+		for i := range out.Failed {
+			out.Failed[i].Err = fmt.Errorf("shutdown timeout passed before %s stored the event: %w", name, out.Failed[i].Err)
+		}
+	}
+	path, err := w.fallback.Write(name, b.ID, out.Failed)
+	if err != nil {
+		w.metrics.lost.WithLabelValues(name).Add(float64(len(out.Failed)))
+		log.Error("EVENTS LOST: cannot write the fallback log", "events", len(out.Failed), "error", err,
+			"sink_error", out.Failed[0].Err)
+		return
+	}
+	w.metrics.sinkEvents.WithLabelValues(name, "fallback").Add(float64(len(out.Failed)))
+	log.Warn("sink did not store events; they are in the fallback log",
+		"events", len(out.Failed), "stored", out.Stored, "file", path, "error", out.Failed[0].Err)
+}

@@ -1,0 +1,304 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"eventlistener/event"
+	"eventlistener/sinks"
+)
+
+// Errors Ingest returns; the API answers both with 503 and Retry-After.
+var (
+	ErrOverloaded   = errors.New("too many events waiting to be stored; retry later")
+	ErrShuttingDown = errors.New("shutting down; retry on another node or later")
+)
+
+// Config is what the engine needs. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	// The buffer's flush triggers.
+	MaxEvents int
+	MaxBytes  int
+	Idle      time.Duration
+	MaxAge    time.Duration
+
+	// MaxInFlight bounds the batches written at once.
+	MaxInFlight int
+	// MaxPendingEvents and MaxPendingBytes bound what is accepted and not yet
+	// stored; past them Ingest returns ErrOverloaded.
+	MaxPendingEvents int64
+	MaxPendingBytes  int64
+	// Retry bounds how long a sink is retried before the fallback log.
+	Retry sinks.Retry
+
+	Sinks    []sinks.Sink
+	Fallback Fallback
+	Logger   *slog.Logger
+	// Registerer takes the engine's metrics; nil: not registered.
+	Registerer prometheus.Registerer
+}
+
+// DefaultConfig holds the defaults.
+var DefaultConfig = Config{
+	// A COPY of 1,000 rows costs about what a COPY of 100 does; much larger
+	// batches add latency without adding throughput.
+	MaxEvents: 1000,
+	MaxBytes:  4 << 20,
+	// Idle and age keep a trickle of events from waiting long.
+	Idle:   200 * time.Millisecond,
+	MaxAge: time.Second,
+	// Four COPY streams saturate PostgreSQL on a small machine.
+	MaxInFlight: 4,
+	// About 256 MiB of events at most, whichever limit comes first.
+	MaxPendingEvents: 200_000,
+	MaxPendingBytes:  256 << 20,
+	Retry:            sinks.DefaultRetry,
+}
+
+func (c *Config) applyDefaults() {
+	d := DefaultConfig
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = d.MaxEvents
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = d.MaxBytes
+	}
+	if c.Idle <= 0 {
+		c.Idle = d.Idle
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = d.MaxAge
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = d.MaxInFlight
+	}
+	if c.MaxPendingEvents <= 0 {
+		c.MaxPendingEvents = d.MaxPendingEvents
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = d.MaxPendingBytes
+	}
+	if c.Retry == (sinks.Retry{}) {
+		c.Retry = d.Retry
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+}
+
+// Engine is the actor system that batches events and writes them. Ingest is
+// the one way in.
+type Engine struct {
+	cfg     Config
+	sys     *actor.ActorSystem
+	buffer  *actor.PID
+	batcher *actor.PID
+	metrics *Metrics
+	log     *slog.Logger
+
+	// mu orders Ingest against Close: once closing is set under the write
+	// lock, no Ingest can still be on its way to the buffer.
+	mu      sync.RWMutex
+	closing bool
+
+	pendingEvents atomic.Int64
+	pendingBytes  atomic.Int64
+
+	writeCtx    context.Context
+	cancelWrite context.CancelFunc
+}
+
+// Start builds the actor system and spawns the batcher and the buffer.
+func Start(cfg Config) (*Engine, error) {
+	cfg.applyDefaults()
+	if len(cfg.Sinks) == 0 {
+		return nil, errors.New("no sink configured")
+	}
+	if cfg.Fallback == nil {
+		return nil, errors.New("no fallback log configured")
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e.metrics = newMetrics(cfg.Registerer, e)
+	e.writeCtx, e.cancelWrite = context.WithCancel(context.Background())
+	protoLog := cfg.Logger.With("component", "protoactor")
+	e.sys = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
+		actor.WithDeadLetterThrottleCount(10),
+		actor.WithDeadLetterThrottleInterval(10*time.Second),
+	)
+	// A crash restarts the actor (the buffer hands over what it holds when
+	// it restarts); ten crashes in ten seconds stop it.
+	restart := actor.WithGuardian(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider))
+
+	var err error
+	e.batcher, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &batcher{
+			sinks: cfg.Sinks, fallback: cfg.Fallback, retry: cfg.Retry, maxInFlight: cfg.MaxInFlight,
+			ctx: e.writeCtx, release: e.release, metrics: e.metrics, log: cfg.Logger,
+		}
+	}, restart), "batcher")
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the batcher: %w", err)
+	}
+	policy := Policy{MaxEvents: cfg.MaxEvents, MaxBytes: cfg.MaxBytes, Idle: cfg.Idle, MaxAge: cfg.MaxAge}
+	e.buffer, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return newBuffer(policy, e.batcher, e.metrics, cfg.Logger, newBatchID)
+	}, restart), "buffer")
+	if err != nil {
+		return nil, fmt.Errorf("cannot start the buffer: %w", err)
+	}
+	return e, nil
+}
+
+func newBatchID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Ingest hands one request's events to the buffer, all or none. It returns
+// ErrOverloaded when the pending limits are reached and ErrShuttingDown once
+// Close has begun; either way none of the events was taken. It never blocks
+// on I/O.
+func (e *Engine) Ingest(events []event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var bytes int64
+	for i := range events {
+		bytes += int64(events[i].Size())
+	}
+	n := int64(len(events))
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closing {
+		e.metrics.rejected.WithLabelValues("shutting_down").Add(float64(n))
+		return ErrShuttingDown
+	}
+	// A request bigger than the whole limit is still taken when nothing is
+	// pending, so a limit set below the largest request cannot wedge a client.
+	pe := e.pendingEvents.Add(n)
+	pb := e.pendingBytes.Add(bytes)
+	if (pe > e.cfg.MaxPendingEvents || pb > e.cfg.MaxPendingBytes) && pe != n {
+		e.release(int(n), bytes)
+		e.metrics.rejected.WithLabelValues("overloaded").Add(float64(n))
+		return ErrOverloaded
+	}
+	e.metrics.accepted.Add(float64(n))
+	e.sys.Root.Send(e.buffer, &ingest{events: events})
+	return nil
+}
+
+func (e *Engine) release(events int, bytes int64) {
+	e.pendingEvents.Add(-int64(events))
+	e.pendingBytes.Add(-bytes)
+}
+
+// Pending says how many events are accepted and not yet stored or in the
+// fallback log.
+func (e *Engine) Pending() int64 { return e.pendingEvents.Load() }
+
+// Accepting says whether Ingest takes events (false once Close began).
+func (e *Engine) Accepting() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return !e.closing
+}
+
+// Ping checks every sink, for the readiness check.
+func (e *Engine) Ping(ctx context.Context) error {
+	var errs []error
+	for _, s := range e.cfg.Sinks {
+		if err := s.Ping(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Sinks lists the sink names.
+func (e *Engine) Sinks() []string {
+	names := make([]string, len(e.cfg.Sinks))
+	for i, s := range e.cfg.Sinks {
+		names[i] = s.Name()
+	}
+	return names
+}
+
+// Close stops taking events, flushes the buffer and waits for the sinks
+// until ctx is done; then it cancels the writes still running, so their
+// events go to the fallback log, and waits for that. Then it closes the
+// sinks. Nothing accepted is dropped unless the fallback log itself fails.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	already := e.closing
+	e.closing = true
+	e.mu.Unlock()
+	if already {
+		return errors.New("engine already closed")
+	}
+	start := time.Now()
+	pending := e.pendingEvents.Load()
+
+	// The buffer flushes what it holds when it stops; Poison lets it take
+	// every ingest queued before.
+	if err := e.sys.Root.PoisonFuture(e.buffer).Wait(); err != nil {
+		e.log.Error("buffer did not stop in time", "error", err)
+	}
+	timedOut := false
+	if !e.drain(ctx) {
+		timedOut = true
+		e.log.Warn("shutdown timeout passed with events still being written; sending them to the fallback log",
+			"pending", e.pendingEvents.Load())
+		e.cancelWrite()
+		// Cancelled writes fail at once; what is left is local file I/O.
+		grace, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if !e.drain(grace) {
+			e.log.Error("batches still unwritten after cancelling", "pending", e.pendingEvents.Load())
+		}
+		cancel()
+	}
+	e.cancelWrite()
+	if err := e.sys.Root.PoisonFuture(e.batcher).Wait(); err != nil {
+		e.log.Error("batcher did not stop in time", "error", err)
+	}
+	var errs []error
+	for _, s := range e.cfg.Sinks {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot close %s: %w", s.Name(), err))
+		}
+	}
+	e.sys.Shutdown()
+	e.log.Info("engine stopped", "events_at_stop", pending, "unfinished", e.pendingEvents.Load(),
+		"timed_out", timedOut, "took", time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// drain waits until the batcher has nothing queued or in flight, or ctx is
+// done.
+func (e *Engine) drain(ctx context.Context) bool {
+	timeout := time.Hour
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return e.pendingEvents.Load() == 0
+	}
+	_, err := e.sys.Root.RequestFuture(e.batcher, &drain{}, timeout).Result()
+	return err == nil
+}

@@ -1,0 +1,78 @@
+package actors
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the engine's Prometheus metrics.
+type Metrics struct {
+	accepted     prometheus.Counter
+	rejected     *prometheus.CounterVec
+	flushes      *prometheus.CounterVec
+	batchEvents  prometheus.Histogram
+	inFlight     prometheus.Gauge
+	sinkEvents   *prometheus.CounterVec
+	writeSeconds *prometheus.HistogramVec
+	retries      *prometheus.CounterVec
+	lost         *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
+	m := &Metrics{
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlistener_events_accepted_total",
+			Help: "Events accepted into the buffer.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_events_rejected_total",
+			Help: "Events refused by the engine (reason: overloaded, shutting_down).",
+		}, []string{"reason"}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_batches_flushed_total",
+			Help: "Batches the buffer flushed, by trigger.",
+		}, []string{"reason"}),
+		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventlistener_batch_events",
+			Help:    "Events per flushed batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlistener_batches_in_flight",
+			Help: "Batches being written to the sinks.",
+		}),
+		sinkEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_sink_events_total",
+			Help: "Events per sink by outcome: stored, or fallback (written to the fallback log).",
+		}, []string{"sink", "outcome"}),
+		writeSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "eventlistener_sink_write_seconds",
+			Help:    "Time to write one batch to a sink, retries included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+		}, []string{"sink"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_sink_retries_total",
+			Help: "Sink writes retried after a temporary failure.",
+		}, []string{"sink"}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_events_lost_total",
+			Help: "Events neither stored nor written to the fallback log (the fallback log failed).",
+		}, []string{"sink"}),
+	}
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventlistener_pending_events",
+		Help: "Events accepted and not yet stored or in the fallback log.",
+	}, func() float64 { return float64(e.pendingEvents.Load()) })
+	pendingBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventlistener_pending_bytes",
+		Help: "Approximate bytes of the pending events.",
+	}, func() float64 { return float64(e.pendingBytes.Load()) })
+	reg.MustRegister(m.accepted, m.rejected, m.flushes, m.batchEvents, m.inFlight,
+		m.sinkEvents, m.writeSeconds, m.retries, m.lost, pending, pendingBytes)
+	for _, r := range []Reason{ReasonCount, ReasonBytes, ReasonIdle, ReasonAge, ReasonShutdown} {
+		m.flushes.WithLabelValues(string(r))
+	}
+	return m
+}
+
+func (m *Metrics) flushed(r Reason, events int) {
+	m.flushes.WithLabelValues(string(r)).Inc()
+	m.batchEvents.Observe(float64(events))
+}

@@ -1,0 +1,250 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"eventlistener/actors"
+	"eventlistener/event"
+)
+
+// Engine is what the API needs of the engine (*actors.Engine).
+type Engine interface {
+	// Ingest takes one request's events, all or none.
+	Ingest(events []event.Event) error
+	// Accepting is false once shutdown began.
+	Accepting() bool
+	// Ping checks that the sinks are reachable.
+	Ping(ctx context.Context) error
+}
+
+// APIKey is a named ingest key.
+type APIKey struct {
+	Name string
+	Key  string
+}
+
+// Options configure the server.
+type Options struct {
+	// MaxBodyBytes is the largest request body, after decompression.
+	MaxBodyBytes int64
+	// APIKeys, when any, are required on POST /v1/events.
+	APIKeys []APIKey
+	// Gatherer serves /metrics; Registerer takes the API's own metrics.
+	Gatherer   prometheus.Gatherer
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	echo   *echo.Echo
+	engine Engine
+	opt    Options
+	log    *slog.Logger
+
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New builds the routes.
+func New(engine Engine, opt Options) *Server {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Gatherer == nil {
+		opt.Gatherer = prometheus.NewRegistry()
+	}
+	if opt.Registerer == nil {
+		opt.Registerer = prometheus.NewRegistry()
+	}
+	s := &Server{echo: echo.New(), engine: engine, opt: opt, log: opt.Logger}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventlistener_http_requests_total",
+		Help: "HTTP requests by route and status code.",
+	}, []string{"route", "code"})
+	s.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "eventlistener_http_request_seconds",
+		Help:    "HTTP request duration by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
+	}, []string{"route"})
+	opt.Registerer.MustRegister(s.requests, s.duration)
+
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.observe, s.recover)
+	e.POST("/v1/events", s.postEvents)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.ready)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{})))
+	return s
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo gives access to the router, so later parts can add routes.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// errorBody is every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+	Index *int   `json:"index,omitempty"`
+}
+
+type acceptedBody struct {
+	Accepted int      `json:"accepted"`
+	IDs      []string `json:"ids"`
+}
+
+func (s *Server) postEvents(c echo.Context) error {
+	req := c.Request()
+	source, ok := s.authenticate(req)
+	if !ok {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="eventlistener"`)
+		return c.JSON(http.StatusUnauthorized, errorBody{Error: "missing or invalid API key: send Authorization: Bearer KEY or X-Api-Key: KEY"})
+	}
+	if !s.engine.Accepting() {
+		return unavailable(c, actors.ErrShuttingDown)
+	}
+	// The raw body is bounded too: Decode bounds what it decompresses.
+	body := http.MaxBytesReader(c.Response(), req.Body, s.opt.MaxBodyBytes+1)
+	events, err := Decode(req.Header, body, DecodeOptions{
+		MaxBytes: s.opt.MaxBodyBytes, Now: time.Now().UTC(), DefaultSource: source,
+	})
+	if err != nil {
+		var re *RequestError
+		var mb *http.MaxBytesError
+		switch {
+		case errors.As(err, &re):
+			eb := errorBody{Error: re.Message}
+			if re.Index >= 0 {
+				eb.Index = &re.Index
+			}
+			return c.JSON(re.Status, eb)
+		case errors.As(err, &mb):
+			return c.JSON(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes", s.opt.MaxBodyBytes)})
+		}
+		return c.JSON(http.StatusBadRequest, errorBody{Error: "cannot read request body: " + err.Error()})
+	}
+	if err := s.engine.Ingest(events); err != nil {
+		return unavailable(c, err)
+	}
+	ids := make([]string, len(events))
+	for i := range events {
+		ids[i] = events[i].ID
+	}
+	return c.JSON(http.StatusAccepted, acceptedBody{Accepted: len(events), IDs: ids})
+}
+
+// unavailable answers 503 with Retry-After: the engine is full or stopping.
+func unavailable(c echo.Context, err error) error {
+	retry := 1
+	if errors.Is(err, actors.ErrShuttingDown) {
+		retry = 5
+	}
+	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
+	return c.JSON(http.StatusServiceUnavailable, errorBody{Error: err.Error()})
+}
+
+// authenticate checks the API key and returns the name it goes by, which
+// becomes the source of events that have none. With no keys configured,
+// ingest is open and the source is "http".
+func (s *Server) authenticate(r *http.Request) (string, bool) {
+	if len(s.opt.APIKeys) == 0 {
+		return "http", true
+	}
+	key := r.Header.Get("X-Api-Key")
+	if auth := r.Header.Get("Authorization"); key == "" && len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		key = strings.TrimSpace(auth[7:])
+	}
+	if key == "" {
+		return "", false
+	}
+	name, found := "", false
+	for _, k := range s.opt.APIKeys {
+		// Compare every key in constant time, so timing tells nothing.
+		if subtle.ConstantTimeCompare([]byte(key), []byte(k.Key)) == 1 && !found {
+			name, found = k.Name, true
+		}
+	}
+	return name, found
+}
+
+func (s *Server) ready(c echo.Context) error {
+	if !s.engine.Accepting() {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.engine.Ping(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "sinks unreachable", "error": err.Error()})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// observe counts requests by route and status.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unknown"
+		}
+		s.requests.WithLabelValues(route, strconv.Itoa(c.Response().Status)).Inc()
+		s.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		return nil
+	}
+}
+
+// recover turns a panic in a handler into a logged 500, never a crash.
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("handler panicked", "route", c.Path(), "panic", r)
+				err = echo.NewHTTPError(http.StatusInternalServerError, "internal error")
+			}
+		}()
+		return next(c)
+	}
+}
+
+// handleError answers every error as JSON.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		msg = fmt.Sprint(he.Message)
+	} else {
+		s.log.Error("request failed", "route", c.Path(), "error", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	_ = c.JSON(code, errorBody{Error: msg})
+}

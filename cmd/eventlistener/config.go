@@ -1,0 +1,257 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/urfave/cli/v3"
+
+	"eventlistener/actors"
+	"eventlistener/api"
+	"eventlistener/sinks"
+)
+
+// config is every setting, filled from flags and environment.
+type config struct {
+	HTTPAddr           string
+	DatabaseURL        string
+	ElasticsearchURL   string
+	ElasticsearchIndex string
+	DataDir            string
+	FallbackDir        string
+	SkipMigrate        bool
+
+	BatchMaxEvents   int
+	BatchMaxBytes    string
+	BatchIdle        time.Duration
+	BatchMaxAge      time.Duration
+	MaxInFlight      int
+	MaxPendingEvents int64
+	MaxPendingBytes  string
+	RetryMaxElapsed  time.Duration
+	MaxBodyBytes     string
+	ShutdownTimeout  time.Duration
+	APIKeys          string
+
+	LogLevel  string
+	LogFormat string
+
+	// Parsed forms.
+	batchMaxBytes   int64
+	maxPendingBytes int64
+	maxBodyBytes    int64
+	apiKeys         []api.APIKey
+	esAddresses     []string
+}
+
+// defaults, with the reasons in actors.DefaultConfig.
+func defaultConfig() config {
+	d := actors.DefaultConfig
+	return config{
+		HTTPAddr:           ":8080",
+		ElasticsearchIndex: "events",
+		DataDir:            "./data",
+		BatchMaxEvents:     d.MaxEvents,
+		BatchMaxBytes:      humanize.IBytes(uint64(d.MaxBytes)),
+		BatchIdle:          d.Idle,
+		BatchMaxAge:        d.MaxAge,
+		MaxInFlight:        d.MaxInFlight,
+		MaxPendingEvents:   d.MaxPendingEvents,
+		MaxPendingBytes:    humanize.IBytes(uint64(d.MaxPendingBytes)),
+		RetryMaxElapsed:    sinks.DefaultRetry.MaxElapsed,
+		// Large enough for 1,000 events of a few KiB in one request.
+		MaxBodyBytes: "16MiB",
+		// Long enough for a few retries of the last batches.
+		ShutdownTimeout: 30 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// env names a setting's environment variables: EVENTLISTENER_ and the
+// flag's name in upper snake case, then the ecosystem's usual names.
+func env(flag string, more ...string) cli.ValueSourceChain {
+	name := "EVENTLISTENER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+	return cli.EnvVars(append([]string{name}, more...)...)
+}
+
+// storeFlags are the settings of serve, replay and migrate.
+func storeFlags(c *config) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "database-url", Destination: &c.DatabaseURL, Sources: env("database-url", "DATABASE_URL"),
+			Usage: "PostgreSQL connection URL, e.g. postgres://user:pass@host:5432/db; empty: PostgreSQL is not used"},
+		&cli.StringFlag{Name: "elasticsearch-url", Destination: &c.ElasticsearchURL, Sources: env("elasticsearch-url", "ELASTICSEARCH_URL"),
+			Usage: "Elasticsearch node URLs, comma-separated; empty: Elasticsearch is not used"},
+		&cli.StringFlag{Name: "elasticsearch-index", Value: c.ElasticsearchIndex, Destination: &c.ElasticsearchIndex, Sources: env("elasticsearch-index"),
+			Usage: "Elasticsearch data stream that events are written to"},
+		&cli.StringFlag{Name: "data-dir", Value: c.DataDir, Destination: &c.DataDir, Sources: env("data-dir"),
+			Usage: "folder for local data; with no store configured, events are written here as NDJSON files"},
+		&cli.StringFlag{Name: "fallback-dir", Destination: &c.FallbackDir, Sources: env("fallback-dir"), DefaultText: "<data-dir>/fallback",
+			Usage: "folder of the fallback log: the events a store refused or could not take in time"},
+		&cli.StringFlag{Name: "log-level", Value: c.LogLevel, Destination: &c.LogLevel, Sources: env("log-level"),
+			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: c.LogFormat, Destination: &c.LogFormat, Sources: env("log-format"),
+			Usage: "text or json"},
+	}
+}
+
+// serveFlags are serve's own settings.
+func serveFlags(c *config) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "http-addr", Value: c.HTTPAddr, Destination: &c.HTTPAddr, Sources: env("http-addr"),
+			Usage: "address the HTTP API listens on"},
+		&cli.BoolFlag{Name: "skip-migrate", Destination: &c.SkipMigrate, Sources: env("skip-migrate"),
+			Usage: "do not create the PostgreSQL table and Elasticsearch index template at start"},
+		&cli.IntFlag{Name: "batch-max-events", Value: c.BatchMaxEvents, Destination: &c.BatchMaxEvents, Sources: env("batch-max-events"),
+			Usage: "flush a batch when it holds this many events"},
+		&cli.StringFlag{Name: "batch-max-bytes", Value: c.BatchMaxBytes, Destination: &c.BatchMaxBytes, Sources: env("batch-max-bytes"),
+			Usage: "flush a batch when it holds this many bytes (e.g. 4MiB)"},
+		&cli.DurationFlag{Name: "batch-idle", Value: c.BatchIdle, Destination: &c.BatchIdle, Sources: env("batch-idle"),
+			Usage: "flush a batch when no event arrived for this long"},
+		&cli.DurationFlag{Name: "batch-max-age", Value: c.BatchMaxAge, Destination: &c.BatchMaxAge, Sources: env("batch-max-age"),
+			Usage: "flush a batch when its oldest event is this old, even if events keep coming"},
+		&cli.IntFlag{Name: "max-in-flight", Value: c.MaxInFlight, Destination: &c.MaxInFlight, Sources: env("max-in-flight"),
+			Usage: "batches written to the stores at once"},
+		&cli.Int64Flag{Name: "max-pending-events", Value: c.MaxPendingEvents, Destination: &c.MaxPendingEvents, Sources: env("max-pending-events"),
+			Usage: "events accepted and not yet stored, past which POST answers 503"},
+		&cli.StringFlag{Name: "max-pending-bytes", Value: c.MaxPendingBytes, Destination: &c.MaxPendingBytes, Sources: env("max-pending-bytes"),
+			Usage: "bytes of events accepted and not yet stored, past which POST answers 503"},
+		&cli.DurationFlag{Name: "retry-max-elapsed", Value: c.RetryMaxElapsed, Destination: &c.RetryMaxElapsed, Sources: env("retry-max-elapsed"),
+			Usage: "how long a store is retried before a batch goes to the fallback log"},
+		&cli.StringFlag{Name: "max-body-bytes", Value: c.MaxBodyBytes, Destination: &c.MaxBodyBytes, Sources: env("max-body-bytes"),
+			Usage: "largest request body accepted, after decompression (e.g. 16MiB)"},
+		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
+			Usage: "how long a clean stop waits for the stores before the rest goes to the fallback log"},
+		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
+			Usage: "ingest keys as comma-separated name:key pairs, sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'; empty: ingest is open"},
+	}
+}
+
+// validateStores checks the settings every command shares.
+func (c *config) validateStores() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir must not be empty"))
+	}
+	if c.FallbackDir == "" {
+		c.FallbackDir = filepath.Join(c.DataDir, "fallback")
+	}
+	if c.DatabaseURL != "" && !strings.Contains(c.DatabaseURL, "=") {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, fmt.Errorf("--database-url must be a postgres:// URL or key=value string, got %q", redact(c.DatabaseURL)))
+		}
+	}
+	c.esAddresses = nil
+	for _, a := range strings.Split(c.ElasticsearchURL, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		u, err := url.Parse(a)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--elasticsearch-url: %q is not an http(s) URL", redact(a)))
+			continue
+		}
+		c.esAddresses = append(c.esAddresses, a)
+	}
+	if c.ElasticsearchIndex == "" {
+		errs = append(errs, errors.New("--elasticsearch-index must not be empty"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// validateServe checks serve's settings, one message per broken rule.
+func (c *config) validateServe() error {
+	errs := []error{c.validateStores()}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--http-addr must be host:port or :port, got %q", c.HTTPAddr))
+	}
+	size := func(flag, v string, min int64, dst *int64) {
+		n, err := humanize.ParseBytes(v)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--%s must be a size such as 4MiB or 1000000, got %q", flag, v))
+		case int64(n) < min:
+			errs = append(errs, fmt.Errorf("--%s must be at least %s, got %q", flag, humanize.IBytes(uint64(min)), v))
+		default:
+			*dst = int64(n)
+		}
+	}
+	size("batch-max-bytes", c.BatchMaxBytes, 1024, &c.batchMaxBytes)
+	size("max-pending-bytes", c.MaxPendingBytes, 1<<20, &c.maxPendingBytes)
+	size("max-body-bytes", c.MaxBodyBytes, 1024, &c.maxBodyBytes)
+	positive := func(flag string, ok bool, got any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("--%s must be positive, got %v", flag, got))
+		}
+	}
+	positive("batch-max-events", c.BatchMaxEvents > 0, c.BatchMaxEvents)
+	positive("batch-idle", c.BatchIdle > 0, c.BatchIdle)
+	positive("batch-max-age", c.BatchMaxAge > 0, c.BatchMaxAge)
+	positive("max-in-flight", c.MaxInFlight > 0, c.MaxInFlight)
+	positive("max-pending-events", c.MaxPendingEvents > 0, c.MaxPendingEvents)
+	positive("retry-max-elapsed", c.RetryMaxElapsed > 0, c.RetryMaxElapsed)
+	positive("shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout)
+	if c.MaxPendingEvents > 0 && c.MaxPendingEvents < int64(c.BatchMaxEvents) {
+		errs = append(errs, fmt.Errorf("--max-pending-events (%d) must be at least --batch-max-events (%d)", c.MaxPendingEvents, c.BatchMaxEvents))
+	}
+	keys, err := parseAPIKeys(c.APIKeys)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.apiKeys = keys
+	return errors.Join(errs...)
+}
+
+// parseAPIKeys reads name:key pairs.
+func parseAPIKeys(s string) ([]api.APIKey, error) {
+	var keys []api.APIKey
+	names, secrets := map[string]bool{}, map[string]bool{}
+	for i, pair := range strings.Split(s, ",") {
+		if pair = strings.TrimSpace(pair); pair == "" {
+			continue
+		}
+		name, key, ok := strings.Cut(pair, ":")
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		switch {
+		case !ok || name == "" || key == "":
+			return nil, fmt.Errorf("--api-keys: entry %d must be name:key", i+1)
+		case names[name]:
+			return nil, fmt.Errorf("--api-keys: name %q appears twice", name)
+		case secrets[key]:
+			return nil, fmt.Errorf("--api-keys: the key of %q is used by another name", name)
+		case len(key) < 16:
+			return nil, fmt.Errorf("--api-keys: the key of %q is shorter than 16 characters", name)
+		}
+		names[name], secrets[key] = true, true
+		keys = append(keys, api.APIKey{Name: name, Key: key})
+	}
+	return keys, nil
+}
+
+// redact hides a password in a URL for messages.
+func redact(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

@@ -1,0 +1,77 @@
+package fallback
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// BadLine is a line of a fallback file that is not a valid record.
+type BadLine struct {
+	Line int
+	Err  error
+	// Truncated says the line is the last one and has no newline: the mark of
+	// a write cut short. Replay reports it and goes on.
+	Truncated bool
+}
+
+// maxLine bounds one record; an event is far smaller in practice.
+const maxLine = 64 << 20
+
+// Read parses a fallback file. Records that parse are returned in order;
+// lines that do not are returned as BadLine, so one damaged line never costs
+// the rest of the file. err is set only when r itself fails.
+func Read(r io.Reader) (records []Record, bad []BadLine, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for n := 1; ; n++ {
+		line, rerr := br.ReadSlice('\n')
+		if errors.Is(rerr, bufio.ErrBufferFull) {
+			// A long line: gather it whole, up to maxLine.
+			buf := append([]byte(nil), line...)
+			for errors.Is(rerr, bufio.ErrBufferFull) && len(buf) <= maxLine {
+				line, rerr = br.ReadSlice('\n')
+				buf = append(buf, line...)
+			}
+			if len(buf) > maxLine {
+				return records, bad, fmt.Errorf("line %d is longer than %d bytes", n, maxLine)
+			}
+			line = buf
+		}
+		if rerr != nil && rerr != io.EOF {
+			return records, bad, rerr
+		}
+		last := rerr == io.EOF
+		if trimmed := bytes.TrimSpace(line); len(trimmed) > 0 {
+			rec, perr := parseRecord(trimmed)
+			if perr != nil {
+				bad = append(bad, BadLine{Line: n, Err: perr, Truncated: last && !bytes.HasSuffix(line, []byte("\n"))})
+			} else {
+				records = append(records, rec)
+			}
+		}
+		if last {
+			return records, bad, nil
+		}
+	}
+}
+
+func parseRecord(line []byte) (Record, error) {
+	var rec Record
+	if err := json.Unmarshal(line, &rec); err != nil {
+		return rec, fmt.Errorf("not a fallback record: %w", err)
+	}
+	switch {
+	case rec.Sink == "":
+		return rec, errors.New(`record has no "sink"`)
+	case rec.Event.ID == "":
+		return rec, errors.New(`record's event has no "id"`)
+	case rec.Event.Type == "":
+		return rec, errors.New(`record's event has no "type"`)
+	case rec.Event.Data != nil && !json.Valid(rec.Event.Data):
+		return rec, errors.New(`record's event "data" is not valid JSON`)
+	}
+	return rec, nil
+}
