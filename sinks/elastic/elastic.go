@@ -162,6 +162,22 @@ type document struct {
 	Data       json.RawMessage `json:"data,omitempty"`
 }
 
+// docData fits data to the flattened field, which takes only an object: any
+// other JSON value is stored as {"value": data}. JSON null is left out.
+func docData(data json.RawMessage) json.RawMessage {
+	trimmed := bytes.TrimSpace(data)
+	switch {
+	case len(trimmed) == 0 || string(trimmed) == "null":
+		return nil
+	case trimmed[0] == '{':
+		return data
+	}
+	wrapped := make([]byte, 0, len(trimmed)+10)
+	wrapped = append(wrapped, `{"value":`...)
+	wrapped = append(wrapped, trimmed...)
+	return append(wrapped, '}')
+}
+
 type action struct {
 	Create struct {
 		ID string `json:"_id"`
@@ -213,7 +229,7 @@ func (s *Sink) Write(ctx context.Context, events []event.Event) error {
 		a.Create.ID = e.ID
 		mark := body.Len()
 		doc := document{Timestamp: e.Time, ID: e.ID, Type: e.Type, Source: e.Source, Subject: e.Subject,
-			Time: e.Time, ReceivedAt: e.ReceivedAt, Data: e.Data}
+			Time: e.Time, ReceivedAt: e.ReceivedAt, Data: docData(e.Data)}
 		err := enc.Encode(&a)
 		if err == nil {
 			err = enc.Encode(&doc)
