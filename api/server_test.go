@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"eventlistener/actors"
+	"eventlistener/event"
+)
+
+type fakeEngine struct {
+	err       error
+	accepting bool
+	pingErr   error
+	got       [][]event.Event
+}
+
+func (f *fakeEngine) Ingest(evs []event.Event) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.got = append(f.got, evs)
+	return nil
+}
+func (f *fakeEngine) Accepting() bool                { return f.accepting }
+func (f *fakeEngine) Ping(ctx context.Context) error { return f.pingErr }
+
+func do(t *testing.T, s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
+func TestPostEventsStatuses(t *testing.T) {
+	keys := []APIKey{{Name: "shop", Key: "0123456789abcdef"}}
+	tests := []struct {
+		name       string
+		engine     *fakeEngine
+		keys       []APIKey
+		headers    []string
+		status     int
+		retryAfter string
+	}{
+		{"accepted", &fakeEngine{accepting: true}, nil, nil, 202, ""},
+		{"overloaded", &fakeEngine{accepting: true, err: actors.ErrOverloaded}, nil, nil, 503, "1"},
+		{"shutting down", &fakeEngine{accepting: false}, nil, nil, 503, "5"},
+		{"key missing", &fakeEngine{accepting: true}, keys, nil, 401, ""},
+		{"key wrong", &fakeEngine{accepting: true}, keys, []string{"Authorization: Bearer 0123456789abcdeX"}, 401, ""},
+		{"bearer key", &fakeEngine{accepting: true}, keys, []string{"Authorization: Bearer 0123456789abcdef"}, 202, ""},
+		{"x-api-key", &fakeEngine{accepting: true}, keys, []string{"X-Api-Key: 0123456789abcdef"}, 202, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(tt.engine, Options{MaxBodyBytes: 1 << 20, APIKeys: tt.keys})
+			rec := do(t, s, http.MethodPost, "/v1/events", `{"id":"a","type":"t"}`,
+				append([]string{"Content-Type: application/json"}, tt.headers...)...)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tt.status)
+			}
+			if got := rec.Header().Get("Retry-After"); got != tt.retryAfter {
+				t.Fatalf("Retry-After = %q, want %q", got, tt.retryAfter)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatalf("answer is not JSON: %s", rec.Body)
+			}
+			if tt.status != 202 && body["error"] == "" {
+				t.Fatalf("error answer without a message: %s", rec.Body)
+			}
+			if tt.status == 202 && len(tt.engine.got) != 1 {
+				t.Fatalf("engine got %d requests", len(tt.engine.got))
+			}
+			if tt.status != 202 && len(tt.engine.got) != 0 {
+				t.Fatalf("refused request reached the engine")
+			}
+		})
+	}
+}
+
+func TestSourceIsTheKeyName(t *testing.T) {
+	e := &fakeEngine{accepting: true}
+	s := New(e, Options{MaxBodyBytes: 1 << 20, APIKeys: []APIKey{{Name: "billing", Key: "0123456789abcdef"}}})
+	rec := do(t, s, http.MethodPost, "/v1/events", `[{"type":"t"},{"type":"t","source":"own"}]`,
+		"Content-Type: application/json", "X-Api-Key: 0123456789abcdef")
+	if rec.Code != 202 {
+		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+	if e.got[0][0].Source != "billing" || e.got[0][1].Source != "own" {
+		t.Fatalf("sources = %q, %q", e.got[0][0].Source, e.got[0][1].Source)
+	}
+	var body struct {
+		Accepted int
+		IDs      []string
+	}
+	json.Unmarshal(rec.Body.Bytes(), &body)
+	if body.Accepted != 2 || len(body.IDs) != 2 || body.IDs[0] != e.got[0][0].ID {
+		t.Fatalf("answer = %s", rec.Body)
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	tests := []struct {
+		name   string
+		engine *fakeEngine
+		status int
+	}{
+		{"ready", &fakeEngine{accepting: true}, 200},
+		{"sink down", &fakeEngine{accepting: true, pingErr: errors.New("postgres: connection refused")}, 503},
+		{"shutting down", &fakeEngine{accepting: false}, 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(tt.engine, Options{MaxBodyBytes: 1 << 20})
+			if rec := do(t, s, http.MethodGet, "/readyz", ""); rec.Code != tt.status {
+				t.Fatalf("readyz = %d, want %d", rec.Code, tt.status)
+			}
+			if rec := do(t, s, http.MethodGet, "/healthz", ""); rec.Code != 200 {
+				t.Fatalf("healthz = %d", rec.Code)
+			}
+		})
+	}
+}
+
+func TestMetricsAndUnknownRoutes(t *testing.T) {
+	s := New(&fakeEngine{accepting: true}, Options{MaxBodyBytes: 1 << 20})
+	do(t, s, http.MethodPost, "/v1/events", `{"type":"t"}`, "Content-Type: application/json")
+	rec := do(t, s, http.MethodGet, "/metrics", "")
+	if rec.Code != 200 {
+		t.Fatalf("metrics = %d", rec.Code)
+	}
+	if rec := do(t, s, http.MethodGet, "/nope", ""); rec.Code != 404 || !strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("unknown route = %d %s", rec.Code, rec.Body)
+	}
+	if rec := do(t, s, http.MethodGet, "/v1/events", ""); rec.Code != 405 {
+		t.Fatalf("GET /v1/events = %d, want 405", rec.Code)
+	}
+}
