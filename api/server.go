@@ -119,23 +119,18 @@ func (s *Server) postEvents(c echo.Context) error {
 	if !s.engine.Accepting() {
 		return unavailable(c, actors.ErrShuttingDown)
 	}
-	// The raw body is bounded too: Decode bounds what it decompresses.
-	body := http.MaxBytesReader(c.Response(), req.Body, s.opt.MaxBodyBytes+1)
-	events, err := Decode(req.Header, body, DecodeOptions{
+	// Decode bounds what it reads, compressed and decompressed.
+	events, err := Decode(req.Header, req.Body, DecodeOptions{
 		MaxBytes: s.opt.MaxBodyBytes, Now: time.Now().UTC(), DefaultSource: source,
 	})
 	if err != nil {
 		var re *RequestError
-		var mb *http.MaxBytesError
-		switch {
-		case errors.As(err, &re):
+		if errors.As(err, &re) {
 			eb := errorBody{Error: re.Message}
 			if re.Index >= 0 {
 				eb.Index = &re.Index
 			}
 			return c.JSON(re.Status, eb)
-		case errors.As(err, &mb):
-			return c.JSON(http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("request body is larger than %d bytes", s.opt.MaxBodyBytes)})
 		}
 		return c.JSON(http.StatusBadRequest, errorBody{Error: "cannot read request body: " + err.Error()})
 	}

@@ -170,16 +170,22 @@ func TestElasticsearchItemErrors(t *testing.T) {
 		fake.RejectItem("busy-1", http.StatusTooManyRequests, 2)
 	}
 	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
-	body := "{\"id\":\"ok-1\",\"type\":\"t\"}\n{\"id\":\"deep-1\",\"type\":\"t\",\"data\":" + deep + "}\n{\"id\":\"busy-1\",\"type\":\"t\"}\n{\"id\":\"ok-2\",\"type\":\"t\"}\n"
+	body := "{\"id\":\"ok-1\",\"type\":\"t\"}\n{\"id\":\"deep-1\",\"type\":\"t\",\"data\":" + deep + "}\n" +
+		"{\"id\":\"busy-1\",\"type\":\"t\"}\n{\"id\":\"nul-1\",\"type\":\"t\",\"data\":{\"s\":\"a\\u0000b\"}}\n{\"id\":\"ok-2\",\"type\":\"t\"}\n"
 	if r := p.post(t, []byte(body), "Content-Type: application/x-ndjson"); r.Status != 202 {
 		t.Fatalf("post: %d %s", r.Status, r.Error)
 	}
-	waitRows(t, pg, 4) // PostgreSQL takes all four
-	waitDocs(t, esURL, index, 3)
+	waitRows(t, pg, 4)           // PostgreSQL refuses nul-1 alone
+	waitDocs(t, esURL, index, 4) // Elasticsearch refuses deep-1 alone, and took busy-1 after its 429s
 	p.stop(t)
 	recs := fallbackRecords(t, filepath.Join(p.dataDir, "fallback"))
-	if len(recs) != 1 || recs[0].Event.ID != "deep-1" || recs[0].Sink != "elasticsearch" || !strings.Contains(recs[0].Error, "400") {
-		t.Fatalf("fallback = %+v, want only deep-1 for elasticsearch with its 400", recs)
+	owed := map[string]string{}
+	for _, r := range recs {
+		owed[r.Event.ID] = r.Sink + ": " + r.Error
+	}
+	if len(recs) != 2 || !strings.HasPrefix(owed["deep-1"], "elasticsearch: ") || !strings.Contains(owed["deep-1"], "400") ||
+		!strings.HasPrefix(owed["nul-1"], "postgres: ") {
+		t.Fatalf("fallback = %v, want deep-1 owed to elasticsearch (400) and nul-1 owed to postgres", owed)
 	}
 }
 
