@@ -209,6 +209,12 @@ func (e *Engine) release(events int, bytes int64) {
 	e.pendingBytes.Add(-bytes)
 }
 
+// Full says whether the pending limits are reached, so the API can refuse a
+// request before it spends time reading it. Ingest still checks exactly.
+func (e *Engine) Full() bool {
+	return e.pendingEvents.Load() >= e.cfg.MaxPendingEvents || e.pendingBytes.Load() >= e.cfg.MaxPendingBytes
+}
+
 // Pending says how many events are accepted and not yet stored or in the
 // fallback log.
 func (e *Engine) Pending() int64 { return e.pendingEvents.Load() }

@@ -25,6 +25,8 @@ type Engine interface {
 	Ingest(events []event.Event) error
 	// Accepting is false once shutdown began.
 	Accepting() bool
+	// Full is true while Ingest would refuse any request for lack of room.
+	Full() bool
 	// Ping checks that the sinks are reachable.
 	Ping(ctx context.Context) error
 }
@@ -118,6 +120,11 @@ func (s *Server) postEvents(c echo.Context) error {
 	}
 	if !s.engine.Accepting() {
 		return unavailable(c, actors.ErrShuttingDown)
+	}
+	if s.engine.Full() {
+		// Refuse before reading: decoding a body only to refuse it would
+		// take CPU from the stores that are behind.
+		return unavailable(c, actors.ErrOverloaded)
 	}
 	// Decode bounds what it reads, compressed and decompressed.
 	events, err := Decode(req.Header, req.Body, DecodeOptions{

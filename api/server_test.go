@@ -28,6 +28,7 @@ func (f *fakeEngine) Ingest(evs []event.Event) error {
 	return nil
 }
 func (f *fakeEngine) Accepting() bool                { return f.accepting }
+func (f *fakeEngine) Full() bool                     { return errors.Is(f.err, actors.ErrOverloaded) }
 func (f *fakeEngine) Ping(ctx context.Context) error { return f.pingErr }
 
 func do(t *testing.T, s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {

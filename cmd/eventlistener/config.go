@@ -41,6 +41,7 @@ type config struct {
 
 	LogLevel  string
 	LogFormat string
+	DebugAddr string
 
 	// Parsed forms.
 	batchMaxBytes   int64
@@ -128,6 +129,8 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "largest request body accepted, after decompression (e.g. 16MiB)"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
 			Usage: "how long a clean stop waits for the stores before the rest goes to the fallback log"},
+		&cli.StringFlag{Name: "debug-addr", Destination: &c.DebugAddr, Sources: env("debug-addr"),
+			Usage: "address for Go's profiler (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Keep it off public networks"},
 		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
 			Usage: "ingest keys as comma-separated name:key pairs, sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'; empty: ingest is open"},
 	}
@@ -209,6 +212,11 @@ func (c *config) validateServe() error {
 	positive("shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout)
 	if c.MaxPendingEvents > 0 && c.MaxPendingEvents < int64(c.BatchMaxEvents) {
 		errs = append(errs, fmt.Errorf("--max-pending-events (%d) must be at least --batch-max-events (%d)", c.MaxPendingEvents, c.BatchMaxEvents))
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--debug-addr must be host:port, got %q", c.DebugAddr))
+		}
 	}
 	keys, err := parseAPIKeys(c.APIKeys)
 	if err != nil {
