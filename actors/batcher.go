@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/cenkalti/backoff/v5"
 
 	"eventlistener/event"
 	"eventlistener/sinks"
@@ -39,6 +41,7 @@ type batcher struct {
 	retry       sinks.Retry
 	maxInFlight int
 	ctx         context.Context // cancelled when the shutdown deadline passes
+	abandon     context.Context // cancelled when even the fallback log may be given up
 	release     func(events int, bytes int64)
 	metrics     *Metrics
 	log         *slog.Logger
@@ -108,6 +111,18 @@ func (w *batcher) write(b *event.Batch) {
 func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
 	name := s.Name()
 	log := w.log.With("sink", name, "batch", b.ID)
+	defer func() {
+		// A bug in a sink or its library must not take the process, and
+		// the events with it, down: they go to the fallback log.
+		if r := recover(); r != nil {
+			log.Error("sink panicked; its events go to the fallback log", "panic", r, "stack", string(debug.Stack()))
+			failed := make([]sinks.Failed, len(b.Events))
+			for i := range b.Events {
+				failed[i] = sinks.Failed{Event: b.Events[i], Err: fmt.Errorf("%s panicked: %v", name, r)}
+			}
+			w.keep(log, name, b.ID, failed, 0)
+		}
+	}()
 	start := time.Now()
 	out := sinks.WriteWithRetry(w.ctx, s, b.Events, w.retry, func(pending int, err error) {
 		w.metrics.retries.WithLabelValues(name).Inc()
@@ -123,14 +138,36 @@ func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
 			out.Failed[i].Err = fmt.Errorf("shutdown timeout passed before %s stored the event: %w", name, out.Failed[i].Err)
 		}
 	}
-	path, err := w.fallback.Write(name, b.ID, out.Failed)
-	if err != nil {
-		w.metrics.lost.WithLabelValues(name).Add(float64(len(out.Failed)))
-		log.Error("EVENTS LOST: cannot write the fallback log", "events", len(out.Failed), "error", err,
-			"sink_error", out.Failed[0].Err)
-		return
+	w.keep(log, name, b.ID, out.Failed, out.Stored)
+}
+
+// keep writes what a sink did not store to the fallback log. A failing
+// fallback log (disk full, too many open files) is retried until it works:
+// the batch keeps its place meanwhile, so the API answers 503 once the
+// pending limit is reached instead of accepting what it cannot keep. Only
+// when the engine abandons the batch at the end of shutdown are events lost,
+// and that is logged and counted.
+func (w *batcher) keep(log *slog.Logger, name, batchID string, failed []sinks.Failed, stored int) {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval, bo.MaxInterval = 100*time.Millisecond, 5*time.Second
+	for {
+		path, err := w.fallback.Write(name, batchID, failed)
+		if err == nil {
+			w.metrics.sinkEvents.WithLabelValues(name, "fallback").Add(float64(len(failed)))
+			log.Warn("sink did not store events; they are in the fallback log",
+				"events", len(failed), "stored", stored, "file", path, "error", failed[0].Err)
+			return
+		}
+		log.Error("cannot write the fallback log; retrying", "events", len(failed), "error", err)
+		t := time.NewTimer(bo.NextBackOff())
+		select {
+		case <-t.C:
+		case <-w.abandon.Done():
+			t.Stop()
+			w.metrics.lost.WithLabelValues(name).Add(float64(len(failed)))
+			log.Error("EVENTS LOST: the fallback log could not be written before shutdown ended",
+				"events", len(failed), "error", err, "sink_error", failed[0].Err)
+			return
+		}
 	}
-	w.metrics.sinkEvents.WithLabelValues(name, "fallback").Add(float64(len(out.Failed)))
-	log.Warn("sink did not store events; they are in the fallback log",
-		"events", len(out.Failed), "stored", out.Stored, "file", path, "error", out.Failed[0].Err)
 }

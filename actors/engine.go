@@ -112,13 +112,16 @@ type Engine struct {
 	// mu orders Ingest against Close: once closing is set under the write
 	// lock, no Ingest can still be on its way to the buffer.
 	mu      sync.RWMutex
-	closing bool
+	closing bool // Ingest refuses
+	closed  bool // Close ran
 
 	pendingEvents atomic.Int64
 	pendingBytes  atomic.Int64
 
-	writeCtx    context.Context
-	cancelWrite context.CancelFunc
+	writeCtx      context.Context
+	cancelWrite   context.CancelFunc
+	abandonCtx    context.Context
+	cancelAbandon context.CancelFunc
 }
 
 // Start builds the actor system and spawns the batcher and the buffer.
@@ -133,6 +136,7 @@ func Start(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, log: cfg.Logger}
 	e.metrics = newMetrics(cfg.Registerer, e)
 	e.writeCtx, e.cancelWrite = context.WithCancel(context.Background())
+	e.abandonCtx, e.cancelAbandon = context.WithCancel(context.Background())
 	protoLog := cfg.Logger.With("component", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
@@ -147,7 +151,7 @@ func Start(cfg Config) (*Engine, error) {
 	e.batcher, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &batcher{
 			sinks: cfg.Sinks, fallback: cfg.Fallback, retry: cfg.Retry, maxInFlight: cfg.MaxInFlight,
-			ctx: e.writeCtx, release: e.release, metrics: e.metrics, log: cfg.Logger,
+			ctx: e.writeCtx, abandon: e.abandonCtx, release: e.release, metrics: e.metrics, log: cfg.Logger,
 		}
 	}, restart), "batcher")
 	if err != nil {
@@ -187,7 +191,7 @@ func (e *Engine) Ingest(events []event.Event) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closing {
-		e.metrics.rejected.WithLabelValues("shutting_down").Add(float64(n))
+		e.refused("shutting_down", n)
 		return ErrShuttingDown
 	}
 	// A request bigger than the whole limit is still taken when nothing is
@@ -196,7 +200,7 @@ func (e *Engine) Ingest(events []event.Event) error {
 	pb := e.pendingBytes.Add(bytes)
 	if (pe > e.cfg.MaxPendingEvents || pb > e.cfg.MaxPendingBytes) && pe != n {
 		e.release(int(n), bytes)
-		e.metrics.rejected.WithLabelValues("overloaded").Add(float64(n))
+		e.refused("overloaded", n)
 		return ErrOverloaded
 	}
 	e.metrics.accepted.Add(float64(n))
@@ -209,10 +213,28 @@ func (e *Engine) release(events int, bytes int64) {
 	e.pendingBytes.Add(-bytes)
 }
 
-// Full says whether the pending limits are reached, so the API can refuse a
-// request before it spends time reading it. Ingest still checks exactly.
-func (e *Engine) Full() bool {
-	return e.pendingEvents.Load() >= e.cfg.MaxPendingEvents || e.pendingBytes.Load() >= e.cfg.MaxPendingBytes
+// Admit says whether a request may be read at all: ErrShuttingDown once
+// shutdown began, ErrOverloaded while the pending limits are reached. The
+// API asks before it spends time decoding a body only to refuse it; Ingest
+// still checks exactly.
+func (e *Engine) Admit() error {
+	if !e.Accepting() {
+		e.refused("shutting_down", 0)
+		return ErrShuttingDown
+	}
+	if e.pendingEvents.Load() >= e.cfg.MaxPendingEvents || e.pendingBytes.Load() >= e.cfg.MaxPendingBytes {
+		e.refused("overloaded", 0)
+		return ErrOverloaded
+	}
+	return nil
+}
+
+// refused counts a refused request and its events (0 when not read).
+func (e *Engine) refused(reason string, events int64) {
+	e.metrics.rejectedRequests.WithLabelValues(reason).Inc()
+	if events > 0 {
+		e.metrics.rejected.WithLabelValues(reason).Add(float64(events))
+	}
 }
 
 // Pending says how many events are accepted and not yet stored or in the
@@ -246,14 +268,23 @@ func (e *Engine) Sinks() []string {
 	return names
 }
 
+// StopAccepting makes Admit and Ingest refuse from now on (503 at the
+// API, and /readyz says so), the first step of a shutdown.
+func (e *Engine) StopAccepting() {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+}
+
 // Close stops taking events, flushes the buffer and waits for the sinks
 // until ctx is done; then it cancels the writes still running, so their
 // events go to the fallback log, and waits for that. Then it closes the
-// sinks. Nothing accepted is dropped unless the fallback log itself fails.
+// sinks. Nothing accepted is dropped unless the fallback log itself cannot
+// be written within a minute after ctx is done.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
-	already := e.closing
-	e.closing = true
+	already := e.closed
+	e.closing, e.closed = true, true
 	e.mu.Unlock()
 	if already {
 		return errors.New("engine already closed")
@@ -272,14 +303,20 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.log.Warn("shutdown timeout passed with events still being written; sending them to the fallback log",
 			"pending", e.pendingEvents.Load())
 		e.cancelWrite()
-		// Cancelled writes fail at once; what is left is local file I/O.
+		// Cancelled writes fail at once; what is left is writing the
+		// fallback log, which is retried while it fails, for a minute.
 		grace, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if !e.drain(grace) {
-			e.log.Error("batches still unwritten after cancelling", "pending", e.pendingEvents.Load())
+			e.log.Error("the fallback log is still failing; giving up on the events left", "pending", e.pendingEvents.Load())
+			e.cancelAbandon()
+			last, cancelLast := context.WithTimeout(context.Background(), 10*time.Second)
+			e.drain(last)
+			cancelLast()
 		}
 		cancel()
 	}
 	e.cancelWrite()
+	e.cancelAbandon()
 	if err := e.sys.Root.PoisonFuture(e.batcher).Wait(); err != nil {
 		e.log.Error("batcher did not stop in time", "error", err)
 	}

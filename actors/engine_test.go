@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,7 +197,8 @@ func TestEngineFlushTriggers(t *testing.T) {
 	})
 	t.Run("max age flushes a never-idle stream", func(t *testing.T) {
 		s := newFakeSink("a")
-		e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 1 << 20, Idle: 50 * time.Millisecond, MaxAge: 100 * time.Millisecond})
+		// Idle is far above the gap between events, even on a slow machine.
+		e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 1 << 20, Idle: 2 * time.Second, MaxAge: 100 * time.Millisecond})
 		stop := time.Now().Add(400 * time.Millisecond)
 		for i := 0; time.Now().Before(stop); i++ {
 			if err := e.Ingest(events(fmt.Sprint("s", i), 1)); err != nil {
@@ -220,6 +222,10 @@ func TestEngineFlushTriggers(t *testing.T) {
 	})
 }
 
+// A tick armed for a batch already flushed must not flush the next one early.
+// The buffer ignores ticks of another generation, and a tick only flushes a
+// batch the policy says is due; this guards against either being dropped for
+// "flush on tick".
 func TestStaleTimerDoesNotFlushTheNextBatch(t *testing.T) {
 	s := newFakeSink("a")
 	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 2, Idle: time.Hour, MaxAge: time.Hour})
@@ -359,6 +365,62 @@ func TestShutdownTimeoutSendsTheRestToFallback(t *testing.T) {
 	}
 	if err := e.Ingest(events("late", 1)); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Ingest after Close = %v, want ErrShuttingDown", err)
+	}
+}
+
+// failingFallback fails its first n writes, like a full disk freed later.
+type failingFallback struct {
+	memFallback
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *failingFallback) Write(sink, batchID string, failed []sinks.Failed) (string, error) {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return "", errors.New("no space left on device")
+	}
+	f.mu.Unlock()
+	return f.memFallback.Write(sink, batchID, failed)
+}
+
+func TestFallbackLogFailuresAreRetried(t *testing.T) {
+	s := newFakeSink("a")
+	s.script = func(int, []event.Event) error { return errors.New("refused") }
+	fb := &failingFallback{fails: 3}
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, Fallback: fb, MaxEvents: 10})
+	if err := e.Ingest(events("x", 10)); err != nil {
+		t.Fatal(err)
+	}
+	e.close(t, 10*time.Second)
+	if n := fb.count("a"); n != 10 {
+		t.Fatalf("fallback holds %d events, want 10 after the log recovered", n)
+	}
+	if lost := testutil.ToFloat64(e.metrics.lost.WithLabelValues("a")); lost != 0 {
+		t.Fatalf("lost = %v", lost)
+	}
+}
+
+// panicSink panics on every write.
+type panicSink struct{ fakeSink }
+
+func (p *panicSink) Write(context.Context, []event.Event) error { panic("bug in a driver") }
+
+func TestSinkPanicSendsTheBatchToFallback(t *testing.T) {
+	good := newFakeSink("good")
+	bad := &panicSink{fakeSink: *newFakeSink("bad")}
+	e := startEngine(t, Config{Sinks: []sinks.Sink{good, bad}, MaxEvents: 5})
+	if err := e.Ingest(events("x", 5)); err != nil {
+		t.Fatal(err)
+	}
+	e.close(t, 5*time.Second)
+	if good.count() != 5 || e.fb.count("bad") != 5 {
+		t.Fatalf("good stored %d, fallback for bad holds %d; want 5 and 5", good.count(), e.fb.count("bad"))
+	}
+	if !strings.Contains(e.fb.bySink["bad"][0].Err.Error(), "panicked") {
+		t.Fatalf("fallback error = %v", e.fb.bySink["bad"][0].Err)
 	}
 }
 

@@ -4,15 +4,16 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the engine's Prometheus metrics.
 type Metrics struct {
-	accepted     prometheus.Counter
-	rejected     *prometheus.CounterVec
-	flushes      *prometheus.CounterVec
-	batchEvents  prometheus.Histogram
-	inFlight     prometheus.Gauge
-	sinkEvents   *prometheus.CounterVec
-	writeSeconds *prometheus.HistogramVec
-	retries      *prometheus.CounterVec
-	lost         *prometheus.CounterVec
+	accepted         prometheus.Counter
+	rejected         *prometheus.CounterVec
+	rejectedRequests *prometheus.CounterVec
+	flushes          *prometheus.CounterVec
+	batchEvents      prometheus.Histogram
+	inFlight         prometheus.Gauge
+	sinkEvents       *prometheus.CounterVec
+	writeSeconds     *prometheus.HistogramVec
+	retries          *prometheus.CounterVec
+	lost             *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
@@ -23,7 +24,11 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_events_rejected_total",
-			Help: "Events refused by the engine (reason: overloaded, shutting_down).",
+			Help: "Events refused after they were read (reason: overloaded, shutting_down); most refusals happen before reading, see eventlistener_requests_rejected_total.",
+		}, []string{"reason"}),
+		rejectedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_requests_rejected_total",
+			Help: "Requests refused with 503 (reason: overloaded, shutting_down).",
 		}, []string{"reason"}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_batches_flushed_total",
@@ -64,8 +69,11 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		Name: "eventlistener_pending_bytes",
 		Help: "Approximate bytes of the pending events.",
 	}, func() float64 { return float64(e.pendingBytes.Load()) })
-	reg.MustRegister(m.accepted, m.rejected, m.flushes, m.batchEvents, m.inFlight,
+	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.batchEvents, m.inFlight,
 		m.sinkEvents, m.writeSeconds, m.retries, m.lost, pending, pendingBytes)
+	for _, r := range []string{"overloaded", "shutting_down"} {
+		m.rejectedRequests.WithLabelValues(r)
+	}
 	for _, r := range []Reason{ReasonCount, ReasonBytes, ReasonIdle, ReasonAge, ReasonShutdown} {
 		m.flushes.WithLabelValues(string(r))
 	}

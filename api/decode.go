@@ -893,6 +893,14 @@ func (d *decodeState) checkEvent(r *rawEvent, ce bool) error {
 	if ce && r.source.off == r.source.end {
 		return fieldErrorf(`"source" must not be empty`)
 	}
+	for _, f := range [...]struct {
+		name string
+		sp   span
+	}{{"type", r.typ}, {"source", r.source}, {"subject", r.subject}} {
+		if n := f.sp.end - f.sp.off; n > event.MaxFieldLength {
+			return fieldErrorf(`%q must be at most %d bytes, got %d`, f.name, event.MaxFieldLength, n)
+		}
+	}
 	if r.present&fieldData != 0 && r.present&fieldDataBase64 != 0 {
 		return fieldErrorf(`"data" and "data_base64" are mutually exclusive; give one`)
 	}
@@ -985,6 +993,11 @@ func (d *decodeState) decodeBinary(h http.Header, ct contentType, opt DecodeOpti
 	}
 	if len(e.ID) > event.MaxIDLength {
 		return nil, badRequest(0, fmt.Sprintf("event 0: header Ce-Id must be at most %d bytes, got %d", event.MaxIDLength, len(e.ID)))
+	}
+	for _, f := range [...]struct{ header, v string }{{"Ce-Type", e.Type}, {"Ce-Source", e.Source}, {"Ce-Subject", e.Subject}} {
+		if len(f.v) > event.MaxFieldLength {
+			return nil, badRequest(0, fmt.Sprintf("event 0: header %s must be at most %d bytes, got %d", f.header, event.MaxFieldLength, len(f.v)))
+		}
 	}
 	if v, ok, err := ceHeader(h, "Ce-Time"); err != nil {
 		return nil, err

@@ -23,10 +23,11 @@ import (
 type Engine interface {
 	// Ingest takes one request's events, all or none.
 	Ingest(events []event.Event) error
+	// Admit says whether a request may be read at all (ErrOverloaded,
+	// ErrShuttingDown).
+	Admit() error
 	// Accepting is false once shutdown began.
 	Accepting() bool
-	// Full is true while Ingest would refuse any request for lack of room.
-	Full() bool
 	// Ping checks that the sinks are reachable.
 	Ping(ctx context.Context) error
 }
@@ -118,13 +119,10 @@ func (s *Server) postEvents(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="eventlistener"`)
 		return c.JSON(http.StatusUnauthorized, errorBody{Error: "missing or invalid API key: send Authorization: Bearer KEY or X-Api-Key: KEY"})
 	}
-	if !s.engine.Accepting() {
-		return unavailable(c, actors.ErrShuttingDown)
-	}
-	if s.engine.Full() {
-		// Refuse before reading: decoding a body only to refuse it would
-		// take CPU from the stores that are behind.
-		return unavailable(c, actors.ErrOverloaded)
+	// Refuse before reading: decoding a body only to refuse it would take
+	// CPU from the stores that are behind.
+	if err := s.engine.Admit(); err != nil {
+		return unavailable(c, err)
 	}
 	// Decode bounds what it reads, compressed and decompressed.
 	events, err := Decode(req.Header, req.Body, DecodeOptions{

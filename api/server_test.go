@@ -14,6 +14,7 @@ import (
 )
 
 type fakeEngine struct {
+	admitErr  error
 	err       error
 	accepting bool
 	pingErr   error
@@ -27,8 +28,13 @@ func (f *fakeEngine) Ingest(evs []event.Event) error {
 	f.got = append(f.got, evs)
 	return nil
 }
-func (f *fakeEngine) Accepting() bool                { return f.accepting }
-func (f *fakeEngine) Full() bool                     { return errors.Is(f.err, actors.ErrOverloaded) }
+func (f *fakeEngine) Accepting() bool { return f.accepting }
+func (f *fakeEngine) Admit() error {
+	if !f.accepting {
+		return actors.ErrShuttingDown
+	}
+	return f.admitErr
+}
 func (f *fakeEngine) Ping(ctx context.Context) error { return f.pingErr }
 
 func do(t *testing.T, s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
@@ -54,7 +60,8 @@ func TestPostEventsStatuses(t *testing.T) {
 		retryAfter string
 	}{
 		{"accepted", &fakeEngine{accepting: true}, nil, nil, 202, ""},
-		{"overloaded", &fakeEngine{accepting: true, err: actors.ErrOverloaded}, nil, nil, 503, "1"},
+		{"overloaded before reading", &fakeEngine{accepting: true, admitErr: actors.ErrOverloaded}, nil, nil, 503, "1"},
+		{"overloaded by this request", &fakeEngine{accepting: true, err: actors.ErrOverloaded}, nil, nil, 503, "1"},
 		{"shutting down", &fakeEngine{accepting: false}, nil, nil, 503, "5"},
 		{"key missing", &fakeEngine{accepting: true}, keys, nil, 401, ""},
 		{"key wrong", &fakeEngine{accepting: true}, keys, []string{"Authorization: Bearer 0123456789abcdeX"}, 401, ""},
@@ -76,7 +83,7 @@ func TestPostEventsStatuses(t *testing.T) {
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 				t.Fatalf("answer is not JSON: %s", rec.Body)
 			}
-			if tt.status != 202 && body["error"] == "" {
+			if msg, _ := body["error"].(string); tt.status != 202 && msg == "" {
 				t.Fatalf("error answer without a message: %s", rec.Body)
 			}
 			if tt.status == 202 && len(tt.engine.got) != 1 {

@@ -8,6 +8,11 @@ import (
 // MaxIDLength is the longest id accepted, in bytes.
 const MaxIDLength = 255
 
+// MaxFieldLength is the longest type, source or subject accepted, in bytes:
+// they are indexed (PostgreSQL's btree entries must stay well under 2.7 kB)
+// and Elasticsearch keeps them as keywords up to 1,024 bytes.
+const MaxFieldLength = 1024
+
 // Event is one stored event. Its JSON form is the envelope that the file sink
 // and the fallback log write and that replay reads back.
 type Event struct {

@@ -184,20 +184,23 @@ func (c *config) validateServe() error {
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http-addr must be host:port or :port, got %q", c.HTTPAddr))
 	}
-	size := func(flag, v string, min int64, dst *int64) {
+	size := func(flag, v string, min, max int64, dst *int64) {
 		n, err := humanize.ParseBytes(v)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("--%s must be a size such as 4MiB or 1000000, got %q", flag, v))
 		case int64(n) < min:
 			errs = append(errs, fmt.Errorf("--%s must be at least %s, got %q", flag, humanize.IBytes(uint64(min)), v))
+		case int64(n) > max:
+			errs = append(errs, fmt.Errorf("--%s must be at most %s, got %q", flag, humanize.IBytes(uint64(max)), v))
 		default:
 			*dst = int64(n)
 		}
 	}
-	size("batch-max-bytes", c.BatchMaxBytes, 1024, &c.batchMaxBytes)
-	size("max-pending-bytes", c.MaxPendingBytes, 1<<20, &c.maxPendingBytes)
-	size("max-body-bytes", c.MaxBodyBytes, 1024, &c.maxBodyBytes)
+	size("batch-max-bytes", c.BatchMaxBytes, 1024, 1<<30, &c.batchMaxBytes)
+	size("max-pending-bytes", c.MaxPendingBytes, 1<<20, 1<<40, &c.maxPendingBytes)
+	// One event must fit one line of the fallback log (see fallback.Read).
+	size("max-body-bytes", c.MaxBodyBytes, 1024, 64<<20, &c.maxBodyBytes)
 	positive := func(flag string, ok bool, got any) {
 		if !ok {
 			errs = append(errs, fmt.Errorf("--%s must be positive, got %v", flag, got))

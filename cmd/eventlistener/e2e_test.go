@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,6 +71,24 @@ func TestEveryFormatIsStoredInBothStores(t *testing.T) {
 	p.stop(t)
 }
 
+// waitMetric polls /metrics until it holds the line want.
+func waitMetric(t *testing.T, p *proc, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(p.url + "/metrics")
+		if err == nil {
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if strings.Contains(string(raw), want+"\n") {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("metrics never showed %q", want)
+}
+
 func waitDocs(t *testing.T, url, index string, want int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -104,7 +123,10 @@ func TestResentIDsMakeNoDuplicates(t *testing.T) {
 		if r := p.post(t, []byte(body.String()), "Content-Type: application/x-ndjson"); r.Status != 202 {
 			t.Fatalf("round %d: %d %s", round, r.Status, r.Error)
 		}
-		time.Sleep(50 * time.Millisecond) // let rounds land in different batches
+		// Each round is stored before the next is sent, so the later rounds
+		// are whole batches of ids both stores already hold.
+		waitMetric(t, p, fmt.Sprintf(`eventlistener_sink_events_total{outcome="stored",sink="postgres"} %d`, 100*(round+1)))
+		waitMetric(t, p, fmt.Sprintf(`eventlistener_sink_events_total{outcome="stored",sink="elasticsearch"} %d`, 100*(round+1)))
 	}
 	p.stop(t)
 	waitRows(t, pg, 100)
@@ -225,7 +247,11 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	}
 	time.Sleep(700 * time.Millisecond)
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.done
+	select {
+	case <-p.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("eventlistener did not stop within 60s of SIGTERM")
+	}
 	stop.Store(true)
 	wg.Wait()
 	if p.err != nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
+	"syscall"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
@@ -59,6 +61,10 @@ Exit status: 0 when everything was sent, 1 when anything could not be.`,
 
 func replay(ctx context.Context, c *config, paths []string, only string, dryRun bool, out io.Writer) error {
 	log := newLogger(c)
+	// On SIGINT or SIGTERM the file under way is finished (what was not sent
+	// goes to its remainder file) and the rest are left for the next replay.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	files, err := fallback.Files(paths)
 	if err != nil {
 		return err

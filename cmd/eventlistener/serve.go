@@ -86,8 +86,11 @@ func serve(ctx context.Context, c *config) error {
 		_ = engine.Close(context.Background())
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// ReadTimeout bounds a stalled upload; a 16 MiB body over a slow link
+	// still fits in a minute.
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if c.DebugAddr != "" {
 		go func() {
 			mux := http.NewServeMux()
@@ -111,22 +114,36 @@ func serve(ctx context.Context, c *config) error {
 	log.Info("eventlistener started", "version", buildVersion(), "addr", ln.Addr().String(),
 		"sinks", engine.Sinks(), "fallback_dir", c.FallbackDir, "ingest", auth)
 
+	var failed error
 	select {
 	case <-ctx.Done():
-		log.Info("stopping: no new requests; flushing the buffer and waiting for the stores", "timeout", c.ShutdownTimeout)
+		log.Info("stopping: new requests get 503; flushing the buffer and waiting for the stores", "timeout", c.ShutdownTimeout)
 	case err := <-served:
+		failed = fmt.Errorf("HTTP server failed: %w", err)
 		log.Error("HTTP server failed; stopping", "error", err)
 	}
 	stop() // a second signal now kills the process the default way
 
-	deadline, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(deadline); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("HTTP requests still open at the shutdown timeout", "error", err)
+	// Refuse first, so clients and load balancers see 503 and /readyz fails
+	// while requests under way finish. HTTP gets its own, short budget: a
+	// stalled client must not eat the time the stores need.
+	engine.StopAccepting()
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), min(c.ShutdownTimeout, httpDrainTimeout))
+	if err := hs.Shutdown(httpCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("closing HTTP connections still open", "error", err)
+		hs.Close()
 	}
-	if err := engine.Close(deadline); err != nil {
+	cancelHTTP()
+	engineCtx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := engine.Close(engineCtx); err != nil {
 		log.Error("stopping the engine", "error", err)
+		failed = errors.Join(failed, err)
 	}
 	log.Info("eventlistener stopped")
-	return nil
+	return failed
 }
+
+// httpDrainTimeout bounds how long requests under way may take to finish at
+// shutdown; they are refused with 503 by then anyway.
+const httpDrainTimeout = 5 * time.Second

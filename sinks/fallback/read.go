@@ -18,8 +18,9 @@ type BadLine struct {
 	Truncated bool
 }
 
-// maxLine bounds one record; an event is far smaller in practice.
-const maxLine = 64 << 20
+// maxLine bounds one record. It is well above the largest request the API
+// accepts (--max-body-bytes is at most 64 MiB), so any event it took fits.
+const maxLine = 160 << 20
 
 // Read parses a fallback file. Records that parse are returned in order;
 // lines that do not are returned as BadLine, so one damaged line never costs

@@ -5,6 +5,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,11 +107,17 @@ func (s *Sink) Close() error {
 // A row PostgreSQL rejects (bad data) is left out and reported alone in a
 // *sinks.PartialError; the rest of the batch is stored.
 func (s *Sink) Write(ctx context.Context, events []event.Event) error {
-	idx := make([]int, len(events))
-	for i := range idx {
-		idx[i] = i
-	}
+	idx := make([]int, 0, len(events))
 	var failures []sinks.Failure
+	for i := range events {
+		// Known to be refused: catch it here rather than by a failed COPY.
+		if hasNULEscape(events[i].Data) {
+			failures = append(failures, sinks.Failure{Index: i,
+				Err: fmt.Errorf("postgres cannot store event %s: its data holds \\u0000, which jsonb does not accept", events[i].ID)})
+			continue
+		}
+		idx = append(idx, i)
+	}
 	for len(idx) > 0 {
 		err := s.store(ctx, events, idx)
 		if err == nil {
@@ -196,11 +203,17 @@ func isUniqueViolation(err error) bool {
 var copyLine = regexp.MustCompile(`COPY \S+, line (\d+)`)
 
 // rejectedRow says which row (0-based, of n) PostgreSQL refused, when the
-// error is about the data of one row: a data exception (class 22) or an
-// integrity violation (class 23) other than a duplicate id.
+// error is about the data of one row: a data exception (class 22), an
+// integrity violation (class 23) other than a duplicate id, or a program
+// limit (class 54, e.g. an index entry too large).
 func rejectedRow(err error, n int) (int, bool) {
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || !(strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")) || pe.Code == "23505" {
+	if !errors.As(err, &pe) || pe.Code == "23505" {
+		return 0, false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "54":
+	default:
 		return 0, false
 	}
 	m := copyLine.FindStringSubmatch(pe.Where)
@@ -229,5 +242,32 @@ func classify(err error) error {
 		// operator intervention (shutdown), system error
 		return sinks.MarkRetryable(err)
 	}
+	switch pe.Code {
+	case "25006", "55P03":
+		// read-only transaction: a demoted primary during a failover;
+		// lock not available: a migration or maintenance holds the table
+		return sinks.MarkRetryable(err)
+	}
 	return err
+}
+
+// hasNULEscape says whether JSON text holds the escape \u0000 (an odd
+// number of backslashes before "u0000"), which jsonb refuses.
+func hasNULEscape(data []byte) bool {
+	for i := 0; i+6 <= len(data); {
+		j := bytes.Index(data[i:], []byte(`u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		slashes := 0
+		for k := at - 1; k >= 0 && data[k] == '\\'; k-- {
+			slashes++
+		}
+		if slashes%2 == 1 {
+			return true
+		}
+		i = at + 5
+	}
+	return false
 }

@@ -110,6 +110,7 @@ func TestRejectedRowFailsAlone(t *testing.T) {
 	}{
 		{`\u0000 in JSON data`, func(e *event.Event) { e.Data = json.RawMessage(`{"s":"a\u0000b"}`) }},
 		{"NUL byte in a text field", func(e *event.Event) { e.Subject = "a\x00b" }},
+		{"index entry too large", func(e *event.Event) { e.Type = randomText(8000) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +133,37 @@ func TestRejectedRowFailsAlone(t *testing.T) {
 				t.Fatalf("rows = %s, want 48", got)
 			}
 		})
+	}
+}
+
+// randomText does not compress, so PostgreSQL cannot squeeze it into an
+// index entry.
+func randomText(n int) string {
+	b := make([]byte, n)
+	x := uint32(2463534242)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = 'a' + byte(x%26)
+	}
+	return string(b)
+}
+
+func TestHasNULEscape(t *testing.T) {
+	tests := map[string]bool{
+		`{"a":"\u0000"}`:   true,
+		`{"a":"x\\u0000"}`: false, // an escaped backslash, then text
+		`{"a":"\\\u0000"}`: true,
+		`{"\u0000":1}`:     true,
+		`{"a":"u0000"}`:    false,
+		`{"a":"\u00001"}`:  true,
+		``:                 false,
+	}
+	for in, want := range tests {
+		if got := hasNULEscape([]byte(in)); got != want {
+			t.Errorf("hasNULEscape(%s) = %v, want %v", in, got, want)
+		}
 	}
 }
 
