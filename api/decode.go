@@ -652,15 +652,9 @@ func (d *decodeState) parseEvent(ce bool) error {
 			if err != nil {
 				return err
 			}
-			d.skipWS()
-			if d.pos == len(d.in) {
-				return d.eof()
+			if err := d.colon(); err != nil {
+				return err
 			}
-			if d.in[d.pos] != ':' {
-				return &syntaxError{off: d.pos, msg: unexpectedByte(d.in[d.pos]) + " after a field name; expected ':'"}
-			}
-			d.pos++
-			d.skipWS()
 			if d.pos == len(d.in) {
 				return d.eof()
 			}
@@ -1160,6 +1154,20 @@ func hasSpecialByte(x uint64) bool {
 	return ((x-0x20*ones)&^x|(q-ones)&^q|(b-ones)&^b|x)&highs != 0
 }
 
+// colon reads the ':' after a field name, and the blanks around it.
+func (d *decodeState) colon() error {
+	d.skipWS()
+	if d.pos == len(d.in) {
+		return d.eof()
+	}
+	if d.in[d.pos] != ':' {
+		return &syntaxError{off: d.pos, msg: unexpectedByte(d.in[d.pos]) + " after a field name; expected ':'"}
+	}
+	d.pos++
+	d.skipWS()
+	return nil
+}
+
 // scanString reads the string at d.pos (a '"'), appending its decoded text to
 // dst when emit is set. It checks UTF-8 and escapes, and refuses unpaired
 // surrogates. \u0000 is refused in the envelope's strings (emit set), which
@@ -1356,15 +1364,9 @@ func (d *decodeState) skipComposite(open byte, depth int, name string) error {
 			if _, err := d.scanString(nil, false); err != nil {
 				return err
 			}
-			d.skipWS()
-			if d.pos == len(d.in) {
-				return d.eof()
+			if err := d.colon(); err != nil {
+				return err
 			}
-			if d.in[d.pos] != ':' {
-				return &syntaxError{off: d.pos, msg: unexpectedByte(d.in[d.pos]) + " after a field name; expected ':'"}
-			}
-			d.pos++
-			d.skipWS()
 		}
 		if err := d.skipValue(depth, name); err != nil {
 			return err
