@@ -1,0 +1,114 @@
+// Package redis builds eventlistener's Redis client: one node from a URL, or
+// the master behind Redis Sentinel, and watches Sentinel for master changes.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Options say where Redis is: URL for one node, or Sentinels and
+// MasterName for a master behind Sentinel.
+type Options struct {
+	URL        string   // redis://[user:pass@]host:port/db
+	Sentinels  []string // host:port of each sentinel
+	MasterName string
+	Password   string // for the data nodes (and the sentinels, when they need one)
+}
+
+// Enabled says whether Redis is configured at all.
+func (o Options) Enabled() bool { return o.URL != "" || len(o.Sentinels) > 0 }
+
+// Sentinel says whether the master is found through Sentinel.
+func (o Options) Sentinel() bool { return len(o.Sentinels) > 0 }
+
+// Validate checks the settings, one message per broken rule, naming the flag.
+func (o Options) Validate() error {
+	var errs []error
+	if o.URL != "" && len(o.Sentinels) > 0 {
+		errs = append(errs, errors.New("--redis-url and --redis-sentinels exclude each other: give one"))
+	}
+	if o.URL != "" {
+		if _, err := goredis.ParseURL(o.URL); err != nil {
+			errs = append(errs, fmt.Errorf("--redis-url: %v", err))
+		}
+	}
+	for _, s := range o.Sentinels {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("--redis-sentinels: %q is not host:port", s))
+		}
+	}
+	if len(o.Sentinels) > 0 && o.MasterName == "" {
+		errs = append(errs, errors.New("--redis-master-name is required with --redis-sentinels"))
+	}
+	if len(o.Sentinels) == 0 && o.MasterName != "" {
+		errs = append(errs, errors.New("--redis-master-name needs --redis-sentinels"))
+	}
+	return errors.Join(errs...)
+}
+
+// SplitList splits a comma-separated flag value, dropping blanks.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// NewClient makes the client: a plain one for URL, a failover client that
+// asks the sentinels for the master otherwise. It does not connect yet.
+func NewClient(o Options) (*goredis.Client, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.URL != "" {
+		opt, err := goredis.ParseURL(o.URL)
+		if err != nil {
+			return nil, err
+		}
+		if o.Password != "" && opt.Password == "" {
+			opt.Password = o.Password
+		}
+		opt.DialTimeout = 2 * time.Second
+		return goredis.NewClient(opt), nil
+	}
+	return goredis.NewFailoverClient(&goredis.FailoverOptions{
+		MasterName:       o.MasterName,
+		SentinelAddrs:    o.Sentinels,
+		Password:         o.Password,
+		SentinelPassword: o.Password,
+		DialTimeout:      2 * time.Second,
+	}), nil
+}
+
+// MasterAddr asks the sentinels where the master is now ("" when Redis is
+// a single node: the URL's address).
+func MasterAddr(ctx context.Context, o Options) (string, error) {
+	if !o.Sentinel() {
+		opt, err := goredis.ParseURL(o.URL)
+		if err != nil {
+			return "", err
+		}
+		return opt.Addr, nil
+	}
+	var last error
+	for _, s := range o.Sentinels {
+		sc := goredis.NewSentinelClient(&goredis.Options{Addr: s, Password: o.Password, DialTimeout: 2 * time.Second})
+		addr, err := sc.GetMasterAddrByName(ctx, o.MasterName).Result()
+		sc.Close()
+		if err == nil && len(addr) == 2 {
+			return net.JoinHostPort(addr[0], addr[1]), nil
+		}
+		last = err
+	}
+	return "", fmt.Errorf("no sentinel knows master %q: %v", o.MasterName, last)
+}
