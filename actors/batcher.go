@@ -20,6 +20,26 @@ type Fallback interface {
 	Write(sink, batchID string, failed []sinks.Failed) (path string, err error)
 }
 
+// Notifier tells other services about each batch written, e.g. on a Redis
+// channel. Its errors are logged, never retried: it is a courtesy.
+type Notifier interface {
+	Notify(ctx context.Context, r BatchReport) error
+}
+
+// BatchReport is what a Notifier publishes per batch.
+type BatchReport struct {
+	Batch  string                 `json:"batch"`
+	Events int                    `json:"events"`
+	Sinks  map[string]SinkOutcome `json:"sinks"`
+	Time   time.Time              `json:"time"`
+}
+
+// SinkOutcome is what became of a batch at one sink.
+type SinkOutcome struct {
+	Stored   int `json:"stored"`
+	Fallback int `json:"fallback"`
+}
+
 // batchDone reports that every sink has dealt with a batch.
 type batchDone struct {
 	batch *event.Batch
@@ -43,6 +63,7 @@ type batcher struct {
 	ctx         context.Context // cancelled when the shutdown deadline passes
 	abandon     context.Context // cancelled when even the fallback log may be given up
 	release     func(events int, bytes int64)
+	notifier    Notifier // nil: none
 	metrics     *Metrics
 	log         *slog.Logger
 
@@ -98,17 +119,29 @@ func (w *batcher) pump(c actor.Context) {
 // another's. What a sink did not store goes to the fallback log.
 func (w *batcher) write(b *event.Batch) {
 	var wg sync.WaitGroup
-	for _, s := range w.sinks {
+	outcomes := make([]SinkOutcome, len(w.sinks))
+	for i, s := range w.sinks {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.writeSink(s, b)
+			outcomes[i] = w.writeSink(s, b)
 		}()
 	}
 	wg.Wait()
+	if w.notifier != nil {
+		r := BatchReport{Batch: b.ID, Events: len(b.Events), Sinks: map[string]SinkOutcome{}, Time: time.Now().UTC()}
+		for i, s := range w.sinks {
+			r.Sinks[s.Name()] = outcomes[i]
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := w.notifier.Notify(ctx, r); err != nil {
+			w.log.Warn("cannot publish the batch notification", "batch", b.ID, "error", err)
+		}
+		cancel()
+	}
 }
 
-func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
+func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) (outcome SinkOutcome) {
 	name := s.Name()
 	log := w.log.With("sink", name, "batch", b.ID)
 	defer func() {
@@ -121,6 +154,7 @@ func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
 				failed[i] = sinks.Failed{Event: b.Events[i], Err: fmt.Errorf("%s panicked: %v", name, r)}
 			}
 			w.keep(log, name, b.ID, failed, 0)
+			outcome = SinkOutcome{Fallback: len(failed)}
 		}
 	}()
 	start := time.Now()
@@ -130,8 +164,9 @@ func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
 	})
 	w.metrics.writeSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds())
 	w.metrics.sinkEvents.WithLabelValues(name, "stored").Add(float64(out.Stored))
+	outcome = SinkOutcome{Stored: out.Stored, Fallback: len(out.Failed)}
 	if len(out.Failed) == 0 {
-		return
+		return outcome
 	}
 	if w.ctx.Err() != nil {
 		for i := range out.Failed {
@@ -139,6 +174,7 @@ func (w *batcher) writeSink(s sinks.Sink, b *event.Batch) {
 		}
 	}
 	w.keep(log, name, b.ID, out.Failed, out.Stored)
+	return outcome
 }
 
 // keep writes what a sink did not store to the fallback log. A failing

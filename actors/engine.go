@@ -43,6 +43,10 @@ type Config struct {
 
 	Sinks    []sinks.Sink
 	Fallback Fallback
+	// Redis, when set, runs the Redis subscriber beside the buffer.
+	Redis *RedisConfig
+	// Notifier, when set, is told about every batch written.
+	Notifier Notifier
 	Logger   *slog.Logger
 	// Registerer takes the engine's metrics; nil: not registered.
 	Registerer prometheus.Registerer
@@ -106,14 +110,17 @@ type Engine struct {
 	sys     *actor.ActorSystem
 	buffer  *actor.PID
 	batcher *actor.PID
+	redis   *actor.PID // nil without Redis
+	redisSt *redisState
 	metrics *Metrics
 	log     *slog.Logger
 
 	// mu orders Ingest against Close: once closing is set under the write
 	// lock, no Ingest can still be on its way to the buffer.
-	mu      sync.RWMutex
-	closing bool // Ingest refuses
-	closed  bool // Close ran
+	mu           sync.RWMutex
+	closing      bool // Ingest refuses requests from the API
+	closeStarted bool // Close ran
+	closed       bool // the siblings are stopped too: nothing may reach the buffer
 
 	pendingEvents atomic.Int64
 	pendingBytes  atomic.Int64
@@ -151,7 +158,7 @@ func Start(cfg Config) (*Engine, error) {
 	e.batcher, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &batcher{
 			sinks: cfg.Sinks, fallback: cfg.Fallback, retry: cfg.Retry, maxInFlight: cfg.MaxInFlight,
-			ctx: e.writeCtx, abandon: e.abandonCtx, release: e.release, metrics: e.metrics, log: cfg.Logger,
+			ctx: e.writeCtx, abandon: e.abandonCtx, release: e.release, notifier: cfg.Notifier, metrics: e.metrics, log: cfg.Logger,
 		}
 	}, restart), "batcher")
 	if err != nil {
@@ -164,7 +171,36 @@ func Start(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the buffer: %w", err)
 	}
+	if cfg.Redis != nil {
+		if err := e.startRedis(*cfg.Redis, restart); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// startRedis spawns the Redis subscriber, a supervised sibling of the
+// buffer: a crash restarts it and leaves ingestion alone.
+func (e *Engine) startRedis(rc RedisConfig, restart actor.PropsOption) error {
+	if rc.EventType == "" {
+		rc.EventType = "redis.message"
+	}
+	mode := "single"
+	if rc.Options.Sentinel() {
+		mode = "sentinel"
+	}
+	e.redisSt = &redisState{s: RedisStatus{Mode: mode, Channels: rc.Channels}}
+	metrics := newRedisMetrics(e.cfg.Registerer)
+	var starts atomic.Int64
+	log := e.log.With("actor", "redis")
+	var err error
+	e.redis, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &redisSubscriber{cfg: rc, ingest: e.ingestSibling, state: e.redisSt, metrics: metrics, log: log, starts: &starts}
+	}, restart), "redis")
+	if err != nil {
+		return fmt.Errorf("cannot start the Redis subscriber: %w", err)
+	}
+	return nil
 }
 
 func newBatchID() string {
@@ -183,6 +219,14 @@ func (e *Engine) Ingest(events []event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	return e.ingest(events, false)
+}
+
+// ingestSibling is Ingest for the sibling actors: they are stopped before
+// the buffer, so they may go on until then even after StopAccepting.
+func (e *Engine) ingestSibling(events []event.Event) error { return e.ingest(events, true) }
+
+func (e *Engine) ingest(events []event.Event, sibling bool) error {
 	var bytes int64
 	for i := range events {
 		bytes += int64(events[i].Size())
@@ -190,7 +234,7 @@ func (e *Engine) Ingest(events []event.Event) error {
 	n := int64(len(events))
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if e.closing {
+	if e.closed || (e.closing && !sibling) {
 		e.refused("shutting_down", n)
 		return ErrShuttingDown
 	}
@@ -283,13 +327,22 @@ func (e *Engine) StopAccepting() {
 // be written within a minute after ctx is done.
 func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Lock()
-	already := e.closed
-	e.closing, e.closed = true, true
+	already := e.closeStarted
+	e.closing, e.closeStarted = true, true
 	e.mu.Unlock()
 	if already {
 		return errors.New("engine already closed")
 	}
 	start := time.Now()
+	// Siblings first: what they still receive reaches the buffer.
+	if e.redis != nil {
+		if err := e.sys.Root.PoisonFuture(e.redis).Wait(); err != nil {
+			e.log.Error("Redis subscriber did not stop in time", "error", err)
+		}
+	}
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
 	pending := e.pendingEvents.Load()
 
 	// The buffer flushes what it holds when it stops; Poison lets it take
@@ -344,4 +397,37 @@ func (e *Engine) drain(ctx context.Context) bool {
 	}
 	_, err := e.sys.Root.RequestFuture(e.batcher, &drain{}, timeout).Result()
 	return err == nil
+}
+
+// NodeStatus is this node's view of itself, for GET /v1/node.
+type NodeStatus struct {
+	Accepting     bool         `json:"accepting"`
+	PendingEvents int64        `json:"pending_events"`
+	PendingBytes  int64        `json:"pending_bytes"`
+	Sinks         []SinkStatus `json:"sinks"`
+	Redis         *RedisStatus `json:"redis,omitempty"`
+}
+
+// SinkStatus says whether a sink answered a ping just now.
+type SinkStatus struct {
+	Name      string `json:"name"`
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Node reports the engine's state; it pings every sink, bounded by ctx.
+func (e *Engine) Node(ctx context.Context) NodeStatus {
+	n := NodeStatus{Accepting: e.Accepting(), PendingEvents: e.pendingEvents.Load(), PendingBytes: e.pendingBytes.Load()}
+	for _, s := range e.cfg.Sinks {
+		st := SinkStatus{Name: s.Name(), Reachable: true}
+		if err := s.Ping(ctx); err != nil {
+			st.Reachable, st.Error = false, err.Error()
+		}
+		n.Sinks = append(n.Sinks, st)
+	}
+	if e.redisSt != nil {
+		r := e.redisSt.snapshot()
+		n.Redis = &r
+	}
+	return n
 }

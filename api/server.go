@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,8 @@ type Engine interface {
 	Accepting() bool
 	// Ping checks that the sinks are reachable.
 	Ping(ctx context.Context) error
+	// Node reports the engine's state for GET /v1/node.
+	Node(ctx context.Context) actors.NodeStatus
 }
 
 // APIKey is a named ingest key.
@@ -91,6 +94,7 @@ func New(engine Engine, opt Options) *Server {
 	e.POST("/v1/events", s.postEvents)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
+	e.GET("/v1/node", s.node)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{})))
 	return s
 }
@@ -193,6 +197,19 @@ func (s *Server) ready(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "sinks unreachable", "error": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// nodeBody is GET /v1/node's answer.
+type nodeBody struct {
+	Hostname string `json:"hostname"`
+	actors.NodeStatus
+}
+
+func (s *Server) node(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	host, _ := os.Hostname()
+	return c.JSON(http.StatusOK, nodeBody{Hostname: host, NodeStatus: s.engine.Node(ctx)})
 }
 
 // observe counts requests by route and status.

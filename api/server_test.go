@@ -36,6 +36,9 @@ func (f *fakeEngine) Admit() error {
 	return f.admitErr
 }
 func (f *fakeEngine) Ping(ctx context.Context) error { return f.pingErr }
+func (f *fakeEngine) Node(ctx context.Context) actors.NodeStatus {
+	return actors.NodeStatus{Accepting: f.accepting, Sinks: []actors.SinkStatus{{Name: "fake", Reachable: f.pingErr == nil}}}
+}
 
 func do(t *testing.T, s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
 	t.Helper()

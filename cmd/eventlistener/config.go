@@ -14,6 +14,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/api"
+	infraredis "eventlistener/infra/redis"
 	"eventlistener/sinks"
 )
 
@@ -43,12 +44,22 @@ type config struct {
 	LogFormat string
 	DebugAddr string
 
+	RedisURL           string
+	RedisSentinels     string
+	RedisMasterName    string
+	RedisPassword      string
+	RedisChannels      string
+	RedisEventType     string
+	RedisNotifyChannel string
+
 	// Parsed forms.
 	batchMaxBytes   int64
 	maxPendingBytes int64
 	maxBodyBytes    int64
 	apiKeys         []api.APIKey
 	esAddresses     []string
+	redis           infraredis.Options
+	redisChannels   []string
 }
 
 // defaults, with the reasons in actors.DefaultConfig.
@@ -72,6 +83,7 @@ func defaultConfig() config {
 		ShutdownTimeout: 30 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
+		RedisEventType:  "redis.message",
 	}
 }
 
@@ -133,6 +145,20 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "address for Go's profiler (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Keep it off public networks"},
 		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
 			Usage: "ingest keys as comma-separated name:key pairs, sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'; empty: ingest is open"},
+		&cli.StringFlag{Name: "redis-url", Destination: &c.RedisURL, Sources: env("redis-url", "REDIS_URL"), Category: "Redis",
+			Usage: "a single Redis, e.g. redis://127.0.0.1:6379/0"},
+		&cli.StringFlag{Name: "redis-sentinels", Destination: &c.RedisSentinels, Sources: env("redis-sentinels"), Category: "Redis",
+			Usage: "Redis Sentinel addresses host:port, comma-separated (instead of --redis-url)"},
+		&cli.StringFlag{Name: "redis-master-name", Destination: &c.RedisMasterName, Sources: env("redis-master-name"), Category: "Redis",
+			Usage: "the master's name in Sentinel (sentinel monitor NAME ...)"},
+		&cli.StringFlag{Name: "redis-password", Destination: &c.RedisPassword, Sources: env("redis-password"), Category: "Redis",
+			Usage: "password of the Redis nodes (and of the sentinels)"},
+		&cli.StringFlag{Name: "redis-channels", Destination: &c.RedisChannels, Sources: env("redis-channels"), Category: "Redis",
+			Usage: "channels to ingest, comma-separated; an entry with * ? or [ is a pattern"},
+		&cli.StringFlag{Name: "redis-event-type", Value: c.RedisEventType, Destination: &c.RedisEventType, Sources: env("redis-event-type"), Category: "Redis",
+			Usage: "type of events made from Redis messages that are not events themselves"},
+		&cli.StringFlag{Name: "redis-notify-channel", Destination: &c.RedisNotifyChannel, Sources: env("redis-notify-channel"), Category: "Redis",
+			Usage: "publish one JSON message per written batch (id, events, per-store outcome) on this channel"},
 	}
 }
 
@@ -221,11 +247,39 @@ func (c *config) validateServe() error {
 			errs = append(errs, fmt.Errorf("--debug-addr must be host:port, got %q", c.DebugAddr))
 		}
 	}
+	errs = append(errs, c.validateRedis())
 	keys, err := parseAPIKeys(c.APIKeys)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	c.apiKeys = keys
+	return errors.Join(errs...)
+}
+
+// validateRedis checks the Redis settings.
+func (c *config) validateRedis() error {
+	c.redis = infraredis.Options{URL: c.RedisURL, Sentinels: infraredis.SplitList(c.RedisSentinels),
+		MasterName: c.RedisMasterName, Password: c.RedisPassword}
+	c.redisChannels = nil
+	seen := map[string]bool{}
+	for _, ch := range infraredis.SplitList(c.RedisChannels) {
+		if !seen[ch] {
+			seen[ch] = true
+			c.redisChannels = append(c.redisChannels, ch)
+		}
+	}
+	errs := []error{c.redis.Validate()}
+	switch {
+	case !c.redis.Enabled() && len(c.redisChannels) > 0:
+		errs = append(errs, errors.New("--redis-channels needs --redis-url or --redis-sentinels"))
+	case !c.redis.Enabled() && c.RedisNotifyChannel != "":
+		errs = append(errs, errors.New("--redis-notify-channel needs --redis-url or --redis-sentinels"))
+	case c.redis.Enabled() && len(c.redisChannels) == 0 && c.RedisNotifyChannel == "":
+		errs = append(errs, errors.New("Redis is configured but neither --redis-channels nor --redis-notify-channel is set"))
+	}
+	if c.RedisEventType == "" || len(c.RedisEventType) > 1024 {
+		errs = append(errs, errors.New("--redis-event-type must be 1 to 1024 bytes"))
+	}
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/api"
+	infraredis "eventlistener/infra/redis"
 	"eventlistener/sinks"
 	"eventlistener/sinks/fallback"
 )
@@ -45,6 +46,7 @@ func serve(ctx context.Context, c *config) error {
 	// Event ids need throughput, not secrecy: read randomness in batches
 	// rather than one getrandom call per id (a third of decoding time).
 	uuid.EnableRandPool()
+	infraredis.SetLogger(log)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -66,12 +68,28 @@ func serve(ctx context.Context, c *config) error {
 		closeAll(stores)
 		return fmt.Errorf("--fallback-dir: %w", err)
 	}
+	var redisCfg *actors.RedisConfig
+	if len(c.redisChannels) > 0 {
+		redisCfg = &actors.RedisConfig{Options: c.redis, Channels: c.redisChannels, EventType: c.RedisEventType}
+	}
+	var notifier actors.Notifier
+	if c.RedisNotifyChannel != "" {
+		pub, err := infraredis.NewPublisher(c.redis, c.RedisNotifyChannel)
+		if err != nil {
+			closeAll(stores)
+			return fmt.Errorf("--redis-notify-channel: %w", err)
+		}
+		defer pub.Close()
+		notifier = actors.RedisNotifier{Publisher: pub}
+	}
 	engine, err := actors.Start(actors.Config{
 		MaxEvents: c.BatchMaxEvents, MaxBytes: int(c.batchMaxBytes), Idle: c.BatchIdle, MaxAge: c.BatchMaxAge,
 		MaxInFlight: c.MaxInFlight, MaxPendingEvents: c.MaxPendingEvents, MaxPendingBytes: c.maxPendingBytes,
 		Retry:    sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, MaxElapsed: c.RetryMaxElapsed},
 		Sinks:    stores,
 		Fallback: fb,
+		Redis:    redisCfg,
+		Notifier: notifier,
 		Logger:   log, Registerer: reg,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -111,4 +112,39 @@ func MasterAddr(ctx context.Context, o Options) (string, error) {
 		last = err
 	}
 	return "", fmt.Errorf("no sentinel knows master %q: %v", o.MasterName, last)
+}
+
+// Publisher publishes messages on one channel.
+type Publisher struct {
+	client  *goredis.Client
+	channel string
+}
+
+// NewPublisher makes a publisher on channel.
+func NewPublisher(o Options, channel string) (*Publisher, error) {
+	c, err := NewClient(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher{client: c, channel: channel}, nil
+}
+
+// Publish sends payload.
+func (p *Publisher) Publish(ctx context.Context, payload []byte) error {
+	return p.client.Publish(ctx, p.channel, payload).Err()
+}
+
+// Close closes the connection.
+func (p *Publisher) Close() error { return p.client.Close() }
+
+// SetLogger sends go-redis's own log lines (reconnects, dropped messages)
+// to log, at WARN.
+func SetLogger(log *slog.Logger) {
+	goredis.SetLogger(redisLog{log.With("component", "go-redis")})
+}
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(_ context.Context, format string, v ...interface{}) {
+	l.log.Warn(fmt.Sprintf(format, v...))
 }
