@@ -112,6 +112,7 @@ type Engine struct {
 	batcher *actor.PID
 	redis   *actor.PID // nil without Redis
 	redisSt *redisState
+	redisM  *redisMetrics
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -191,6 +192,7 @@ func (e *Engine) startRedis(rc RedisConfig, restart actor.PropsOption) error {
 	}
 	e.redisSt = &redisState{s: RedisStatus{Mode: mode, Channels: rc.Channels}}
 	metrics := newRedisMetrics(e.cfg.Registerer)
+	e.redisM = metrics
 	var starts atomic.Int64
 	log := e.log.With("actor", "redis")
 	var err error
@@ -398,6 +400,8 @@ func (e *Engine) drain(ctx context.Context) bool {
 	_, err := e.sys.Root.RequestFuture(e.batcher, &drain{}, timeout).Result()
 	return err == nil
 }
+
+func (e *Engine) redisMetrics() *redisMetrics { return e.redisM }
 
 // NodeStatus is this node's view of itself, for GET /v1/node.
 type NodeStatus struct {
