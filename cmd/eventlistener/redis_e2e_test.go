@@ -224,6 +224,9 @@ func failoverRun(t *testing.T, switchMaster func(s *testenv.Sentinels) string) {
 	t.Logf("new master %s; subscribed there %v after the switch; first message published after the switch stored %v after it; %d later messages all stored",
 		newMaster, resubscribed.Sub(switched).Round(time.Millisecond), gap.Round(time.Millisecond), len(after))
 	p.stop(t)
+	if testing.Verbose() {
+		t.Logf("switch known to the test at %s; engine log:\n%s", switched.Format("15:04:05.000"), p.out.String())
+	}
 }
 
 func TestRedisForcedFailover(t *testing.T) {

@@ -138,7 +138,7 @@ func (p *Publisher) Publish(ctx context.Context, payload []byte) error {
 func (p *Publisher) Close() error { return p.client.Close() }
 
 // SetLogger sends go-redis's own log lines (reconnects, dropped messages)
-// to log, at WARN.
+// to log, at INFO (go-redis does not say how grave a line is).
 func SetLogger(log *slog.Logger) {
 	goredis.SetLogger(redisLog{log.With("component", "go-redis")})
 }
@@ -146,5 +146,5 @@ func SetLogger(log *slog.Logger) {
 type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(_ context.Context, format string, v ...interface{}) {
-	l.log.Warn(fmt.Sprintf(format, v...))
+	l.log.Info(fmt.Sprintf(format, v...))
 }
