@@ -11,10 +11,12 @@
 // column named "-" and then columns of optional modules (ssl, h1, h2, ...),
 // which are ignored. A header without a required column (pxname, svname,
 // status, type for the CSV; be_name, srv_name, srv_op_state, srv_admin_state
-// for the servers state) is an error. Lines that are not rows (garbage, rows
-// with fewer fields than the header, numbers that do not parse, an unknown
-// type) are skipped and counted in the result's Skipped field; blank lines
-// are ignored. The parsers never panic.
+// for the servers state) is an error; so is input without a header
+// (ErrNoHeader). Lines that are not rows (garbage, rows with fewer fields
+// than the header, numbers that do not parse, an unknown type, lines before
+// the header, "#" lines that are not headers) are skipped and counted in the
+// result's Skipped field; blank lines are ignored. A later header replaces
+// the earlier one. The parsers never panic.
 //
 // # Statuses
 //

@@ -194,7 +194,7 @@ func splitCSVLine(line string) ([]string, error) {
 }
 
 // parseStatsHeader returns the columns of a "# pxname,svname,..." line, or
-// nil when the line names no pxname column (a comment).
+// nil when the line has no comma (a comment, not a header).
 func parseStatsHeader(line string) (*statsColumns, error) {
 	names, err := splitCSVLine(strings.TrimLeft(strings.TrimPrefix(line, "#"), " "))
 	if err != nil {
@@ -214,7 +214,7 @@ func parseStatsHeader(line string) (*statsColumns, error) {
 			c.index[name] = i
 		}
 	}
-	if _, ok := c.index["pxname"]; !ok {
+	if !strings.Contains(line, ",") {
 		return nil, nil
 	}
 	for _, name := range statsRequired {
