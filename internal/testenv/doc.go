@@ -4,7 +4,10 @@
 //
 // Postgres(t) gives a test its own PostgreSQL server. The test can take it down
 // with Stop and bring it back with Start to check how the code under test lives
-// through an outage.
+// through an outage. RedisServer(t) starts one redis-server; RedisSentinels(t)
+// a master, a replica and three sentinels that fail over in about a second.
+// HAProxy(t, cfg) runs haproxy over small test HTTP servers (TestHTTPServer)
+// with its stats page and runtime API.
 //
 // Missing and RequireBinary hold the one rule for a dependency that is not
 // installed: the test is skipped on a developer's machine and fails when the
