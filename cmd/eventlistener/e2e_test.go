@@ -351,6 +351,9 @@ func TestInvalidSettingsStopTheStart(t *testing.T) {
 		{[]string{"serve", "--api-keys", "justakey"}, "--api-keys"},
 		{[]string{"serve", "--database-url", "mysql://x"}, "--database-url"},
 		{[]string{"replay", "--sink", "kafka"}, "--sink"},
+		{[]string{"serve", "--redis-channels", "a"}, "--redis-channels needs"},
+		{[]string{"serve", "--redis-sentinels", "127.0.0.1:26379", "--redis-channels", "a"}, "--redis-master-name"},
+		{[]string{"serve", "--redis-url", "redis://127.0.0.1:1"}, "--redis-channels"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
