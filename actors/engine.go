@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"eventlistener/event"
+	"eventlistener/infra/haproxy"
+	"eventlistener/infra/vip"
 	"eventlistener/sinks"
 )
 
@@ -47,7 +49,14 @@ type Config struct {
 	Redis *RedisConfig
 	// Notifier, when set, is told about every batch written.
 	Notifier Notifier
-	Logger   *slog.Logger
+	// Proxy, when set, runs the HAProxy watcher.
+	Proxy *ProxyConfig
+	// VIP, when set, makes this node master only while it holds the
+	// address; checked every DutyInterval (default 2s). Without it every
+	// node is master.
+	VIP          *vip.Checker
+	DutyInterval time.Duration
+	Logger       *slog.Logger
 	// Registerer takes the engine's metrics; nil: not registered.
 	Registerer prometheus.Registerer
 }
@@ -110,9 +119,13 @@ type Engine struct {
 	sys     *actor.ActorSystem
 	buffer  *actor.PID
 	batcher *actor.PID
-	redis   *actor.PID // nil without Redis
-	redisSt *redisState
+	duties  *actor.PID // runs the master's duties
+	proxy   *actor.PID // nil without HAProxy
+	master  *masterState
+	redisSt *redisState // nil without Redis
 	redisM  *redisMetrics
+	proxySt *proxyState // nil without HAProxy
+	proxyC  *haproxy.Client
 	metrics *Metrics
 	log     *slog.Logger
 
@@ -141,7 +154,7 @@ func Start(cfg Config) (*Engine, error) {
 	if cfg.Fallback == nil {
 		return nil, errors.New("no fallback log configured")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e := &Engine{cfg: cfg, log: cfg.Logger, master: &masterState{}}
 	e.metrics = newMetrics(cfg.Registerer, e)
 	e.writeCtx, e.cancelWrite = context.WithCancel(context.Background())
 	e.abandonCtx, e.cancelAbandon = context.WithCancel(context.Background())
@@ -172,35 +185,52 @@ func Start(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot start the buffer: %w", err)
 	}
-	if cfg.Redis != nil {
-		if err := e.startRedis(*cfg.Redis, restart); err != nil {
+	if err := e.startDuties(cfg, restart); err != nil {
+		return nil, err
+	}
+	if cfg.Proxy != nil {
+		if err := e.startProxy(*cfg.Proxy, restart); err != nil {
 			return nil, err
 		}
 	}
 	return e, nil
 }
 
-// startRedis spawns the Redis subscriber, a supervised sibling of the
-// buffer: a crash restarts it and leaves ingestion alone.
-func (e *Engine) startRedis(rc RedisConfig, restart actor.PropsOption) error {
-	if rc.EventType == "" {
-		rc.EventType = "redis.message"
+// startDuties spawns the actor that runs the master's duties: the Redis
+// subscriber (its supervised child) while this node is master.
+func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
+	d := &duties{e: e, vip: cfg.VIP, interval: cfg.DutyInterval, log: e.log.With("actor", "duties")}
+	if cfg.VIP != nil {
+		e.master.s.VIP = cfg.VIP.Addr.String()
 	}
-	mode := "single"
-	if rc.Options.Sentinel() {
-		mode = "sentinel"
+	if d.interval <= 0 {
+		d.interval = 2 * time.Second
 	}
-	e.redisSt = &redisState{s: RedisStatus{Mode: mode, Channels: rc.Channels}}
-	metrics := newRedisMetrics(e.cfg.Registerer)
-	e.redisM = metrics
-	var starts atomic.Int64
-	log := e.log.With("actor", "redis")
+	if cfg.Redis != nil {
+		rc := *cfg.Redis
+		if rc.EventType == "" {
+			rc.EventType = "redis.message"
+		}
+		mode := "single"
+		if rc.Options.Sentinel() {
+			mode = "sentinel"
+		}
+		e.redisSt = &redisState{s: RedisStatus{Mode: mode, Channels: rc.Channels}}
+		e.redisM = newRedisMetrics(e.cfg.Registerer)
+		log := e.log.With("actor", "redis")
+		d.redis = func() actor.Actor {
+			return &redisSubscriber{cfg: rc, ingest: e.ingestSibling, state: e.redisSt, metrics: e.redisM, log: log}
+		}
+	}
 	var err error
-	e.redis, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &redisSubscriber{cfg: rc, ingest: e.ingestSibling, state: e.redisSt, metrics: metrics, log: log, starts: &starts}
-	}, restart), "redis")
+	// The duties actor supervises the Redis subscriber: a crash restarts it,
+	// ten in ten seconds stop it.
+	e.duties, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		dd := *d
+		return &dd
+	}, restart, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider))), "duties")
 	if err != nil {
-		return fmt.Errorf("cannot start the Redis subscriber: %w", err)
+		return fmt.Errorf("cannot start the duties: %w", err)
 	}
 	return nil
 }
@@ -337,9 +367,12 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	start := time.Now()
 	// Siblings first: what they still receive reaches the buffer.
-	if e.redis != nil {
-		if err := e.sys.Root.PoisonFuture(e.redis).Wait(); err != nil {
-			e.log.Error("Redis subscriber did not stop in time", "error", err)
+	for _, pid := range []*actor.PID{e.proxy, e.duties} {
+		if pid == nil {
+			continue
+		}
+		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
+			e.log.Error("actor did not stop in time", "actor", pid.Id, "error", err)
 		}
 	}
 	e.mu.Lock()
@@ -405,11 +438,13 @@ func (e *Engine) redisMetrics() *redisMetrics { return e.redisM }
 
 // NodeStatus is this node's view of itself, for GET /v1/node.
 type NodeStatus struct {
+	Master        MasterStatus `json:"master"`
 	Accepting     bool         `json:"accepting"`
 	PendingEvents int64        `json:"pending_events"`
 	PendingBytes  int64        `json:"pending_bytes"`
 	Sinks         []SinkStatus `json:"sinks"`
 	Redis         *RedisStatus `json:"redis,omitempty"`
+	Proxy         *ProxyStatus `json:"proxy,omitempty"`
 }
 
 // SinkStatus says whether a sink answered a ping just now.
@@ -421,7 +456,7 @@ type SinkStatus struct {
 
 // Node reports the engine's state; it pings every sink, bounded by ctx.
 func (e *Engine) Node(ctx context.Context) NodeStatus {
-	n := NodeStatus{Accepting: e.Accepting(), PendingEvents: e.pendingEvents.Load(), PendingBytes: e.pendingBytes.Load()}
+	n := NodeStatus{Master: e.master.get(), Accepting: e.Accepting(), PendingEvents: e.pendingEvents.Load(), PendingBytes: e.pendingBytes.Load()}
 	for _, s := range e.cfg.Sinks {
 		st := SinkStatus{Name: s.Name(), Reachable: true}
 		if err := s.Ping(ctx); err != nil {
@@ -432,6 +467,10 @@ func (e *Engine) Node(ctx context.Context) NodeStatus {
 	if e.redisSt != nil {
 		r := e.redisSt.snapshot()
 		n.Redis = &r
+	}
+	if e.proxySt != nil {
+		p := e.proxySt.status()
+		n.Proxy = &p
 	}
 	return n
 }

@@ -14,6 +14,7 @@ type Metrics struct {
 	writeSeconds     *prometheus.HistogramVec
 	retries          *prometheus.CounterVec
 	lost             *prometheus.CounterVec
+	master           prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
@@ -56,6 +57,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 			Name: "eventlistener_sink_retries_total",
 			Help: "Sink writes retried after a temporary failure.",
 		}, []string{"sink"}),
+		master: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlistener_master",
+			Help: "1 while this node is master and runs the duties that must run once (Redis subscription, proxy change events).",
+		}),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_events_lost_total",
 			Help: "Events neither stored nor written to the fallback log (the fallback log failed).",
@@ -70,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		Help: "Approximate bytes of the pending events.",
 	}, func() float64 { return float64(e.pendingBytes.Load()) })
 	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.batchEvents, m.inFlight,
-		m.sinkEvents, m.writeSeconds, m.retries, m.lost, pending, pendingBytes)
+		m.sinkEvents, m.writeSeconds, m.retries, m.lost, m.master, pending, pendingBytes)
 	for _, r := range []string{"overloaded", "shutting_down"} {
 		m.rejectedRequests.WithLabelValues(r)
 	}

@@ -37,7 +37,8 @@ type RedisConfig struct {
 
 // RedisStatus is what GET /v1/node shows of the subscription.
 type RedisStatus struct {
-	Mode       string    `json:"mode"` // "single" or "sentinel"
+	Mode       string    `json:"mode"`    // "single" or "sentinel"
+	Running    bool      `json:"running"` // the subscriber runs on this node (it is master)
 	Master     string    `json:"master"`
 	Subscribed bool      `json:"subscribed"`
 	Channels   []string  `json:"channels"`
@@ -120,7 +121,6 @@ type redisSubscriber struct {
 	state   *redisState
 	metrics *redisMetrics
 	log     *slog.Logger
-	starts  *atomic.Int64
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -133,18 +133,20 @@ type redisSubscriber struct {
 func (s *redisSubscriber) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
-		if s.starts.Add(1) > 1 {
-			s.metrics.restarts.Inc()
-			s.state.update(func(st *RedisStatus) { st.Restarts++ })
-		}
+		s.state.update(func(st *RedisStatus) { st.Running = true })
 		ctx, cancel := context.WithCancel(context.Background())
 		s.cancel, s.done, s.switched = cancel, make(chan struct{}), make(chan string, 1)
 		self, root := c.Self(), c.ActorSystem().Root
 		go s.run(ctx, func(err error) { root.Send(self, &subscriptionFailed{err: err}) })
 	case *subscriptionFailed:
 		panic(m.err) // the supervisor restarts the actor
-	case *actor.Stopping, *actor.Restarting:
+	case *actor.Restarting:
+		s.metrics.restarts.Inc()
+		s.state.update(func(st *RedisStatus) { st.Restarts++ })
 		s.stop()
+	case *actor.Stopping:
+		s.stop()
+		s.state.update(func(st *RedisStatus) { st.Running = false })
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/event"
+	"eventlistener/infra/haproxy"
 )
 
 // Engine is what the API needs of the engine (*actors.Engine).
@@ -33,6 +34,10 @@ type Engine interface {
 	Ping(ctx context.Context) error
 	// Node reports the engine's state for GET /v1/node.
 	Node(ctx context.Context) actors.NodeStatus
+	// ProxySnapshot is HAProxy's last poll (actors.ErrNoProxy without one).
+	ProxySnapshot() (actors.ProxySnapshot, error)
+	// ProxyAction enables, disables or drains a server and records it.
+	ProxyAction(ctx context.Context, who, backend, server, action string) error
 }
 
 // APIKey is a named ingest key.
@@ -47,6 +52,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// APIKeys, when any, are required on POST /v1/events.
 	APIKeys []APIKey
+	// AdminToken is the bearer token of the admin routes; empty: they are
+	// off (404).
+	AdminToken string
 	// Gatherer serves /metrics; Registerer takes the API's own metrics.
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
@@ -95,6 +103,8 @@ func New(engine Engine, opt Options) *Server {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
 	e.GET("/v1/node", s.node)
+	e.GET("/v1/proxy/servers", s.proxyServers)
+	e.POST("/v1/proxy/servers/:backend/:server/:action", s.proxyAction)
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{})))
 	return s
 }
@@ -197,6 +207,54 @@ func (s *Server) ready(c echo.Context) error {
 		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "sinks unreachable", "error": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) proxyServers(c echo.Context) error {
+	snap, err := s.engine.ProxySnapshot()
+	if err != nil {
+		return c.JSON(http.StatusNotFound, errorBody{Error: err.Error() + ": set --haproxy-stats-url or --haproxy-runtime-addr"})
+	}
+	return c.JSON(http.StatusOK, snap)
+}
+
+// proxyAction is POST /v1/proxy/servers/{backend}/{server}/{enable|disable|drain}.
+func (s *Server) proxyAction(c echo.Context) error {
+	if s.opt.AdminToken == "" {
+		return c.JSON(http.StatusNotFound, errorBody{Error: "admin routes are off: set --admin-token to enable them"})
+	}
+	auth := c.Request().Header.Get("Authorization")
+	token := ""
+	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		token = strings.TrimSpace(auth[7:])
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(s.opt.AdminToken)) != 1 {
+		s.log.Warn("admin request refused: missing or wrong token", "client", c.RealIP(), "path", c.Request().URL.Path)
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="eventlistener admin"`)
+		return c.JSON(http.StatusUnauthorized, errorBody{Error: "missing or wrong admin token: send Authorization: Bearer TOKEN"})
+	}
+	backend, server, action := c.Param("backend"), c.Param("server"), c.Param("action")
+	switch action {
+	case actors.ActionEnable, actors.ActionDisable, actors.ActionDrain:
+	default:
+		return c.JSON(http.StatusNotFound, errorBody{Error: fmt.Sprintf("unknown action %q: use enable, disable or drain", action)})
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
+	defer cancel()
+	err := s.engine.ProxyAction(ctx, "admin@"+c.RealIP(), backend, server, action)
+	var ce *haproxy.CommandError
+	switch {
+	case err == nil:
+		return c.JSON(http.StatusOK, map[string]string{"backend": backend, "server": server, "action": action, "result": "ok"})
+	case errors.Is(err, actors.ErrNoProxy):
+		return c.JSON(http.StatusNotFound, errorBody{Error: err.Error()})
+	case errors.Is(err, haproxy.ErrNotFound) && errors.As(err, &ce):
+		return c.JSON(http.StatusNotFound, errorBody{Error: "HAProxy: " + ce.Message})
+	case errors.Is(err, haproxy.ErrNotFound):
+		return c.JSON(http.StatusNotFound, errorBody{Error: err.Error()})
+	case errors.Is(err, haproxy.ErrInvalidArgument):
+		return c.JSON(http.StatusBadRequest, errorBody{Error: err.Error()})
+	}
+	return c.JSON(http.StatusBadGateway, errorBody{Error: "HAProxy: " + err.Error()})
 }
 
 // nodeBody is GET /v1/node's answer.

@@ -19,6 +19,7 @@ type fakeEngine struct {
 	accepting bool
 	pingErr   error
 	got       [][]event.Event
+	actions   []string
 }
 
 func (f *fakeEngine) Ingest(evs []event.Event) error {
@@ -36,6 +37,13 @@ func (f *fakeEngine) Admit() error {
 	return f.admitErr
 }
 func (f *fakeEngine) Ping(ctx context.Context) error { return f.pingErr }
+func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
+	return actors.ProxySnapshot{}, actors.ErrNoProxy
+}
+func (f *fakeEngine) ProxyAction(ctx context.Context, who, backend, server, action string) error {
+	f.actions = append(f.actions, who+" "+action+" "+backend+"/"+server)
+	return nil
+}
 func (f *fakeEngine) Node(ctx context.Context) actors.NodeStatus {
 	return actors.NodeStatus{Accepting: f.accepting, Sinks: []actors.SinkStatus{{Name: "fake", Reachable: f.pingErr == nil}}}
 }
@@ -155,5 +163,35 @@ func TestMetricsAndUnknownRoutes(t *testing.T) {
 	}
 	if rec := do(t, s, http.MethodGet, "/v1/events", ""); rec.Code != 405 {
 		t.Fatalf("GET /v1/events = %d, want 405", rec.Code)
+	}
+}
+
+func TestAdminRoutes(t *testing.T) {
+	tests := []struct {
+		name    string
+		token   string // configured
+		headers []string
+		path    string
+		status  int
+		acted   bool
+	}{
+		{"off without a token", "", []string{"Authorization: Bearer anything"}, "/v1/proxy/servers/be/s1/disable", 404, false},
+		{"missing token", "secret-admin-token", nil, "/v1/proxy/servers/be/s1/disable", 401, false},
+		{"wrong token", "secret-admin-token", []string{"Authorization: Bearer secret-admin-tokem"}, "/v1/proxy/servers/be/s1/disable", 401, false},
+		{"unknown action", "secret-admin-token", []string{"Authorization: Bearer secret-admin-token"}, "/v1/proxy/servers/be/s1/reboot", 404, false},
+		{"right token", "secret-admin-token", []string{"Authorization: Bearer secret-admin-token"}, "/v1/proxy/servers/be/s1/drain", 200, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &fakeEngine{accepting: true}
+			s := New(e, Options{MaxBodyBytes: 1 << 20, AdminToken: tt.token})
+			rec := do(t, s, http.MethodPost, tt.path, "", tt.headers...)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tt.status)
+			}
+			if (len(e.actions) > 0) != tt.acted {
+				t.Fatalf("actions = %v, want acted=%v", e.actions, tt.acted)
+			}
+		})
 	}
 }

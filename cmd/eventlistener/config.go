@@ -15,6 +15,7 @@ import (
 	"eventlistener/actors"
 	"eventlistener/api"
 	infraredis "eventlistener/infra/redis"
+	"eventlistener/infra/vip"
 	"eventlistener/sinks"
 )
 
@@ -52,6 +53,12 @@ type config struct {
 	RedisEventType     string
 	RedisNotifyChannel string
 
+	HAProxyStatsURL     string
+	HAProxyRuntimeAddr  string
+	HAProxyPollInterval time.Duration
+	AdminToken          string
+	VIP                 string
+
 	// Parsed forms.
 	batchMaxBytes   int64
 	maxPendingBytes int64
@@ -60,6 +67,7 @@ type config struct {
 	esAddresses     []string
 	redis           infraredis.Options
 	redisChannels   []string
+	vip             *vip.Checker
 }
 
 // defaults, with the reasons in actors.DefaultConfig.
@@ -84,6 +92,9 @@ func defaultConfig() config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		RedisEventType:  "redis.message",
+		// Often enough to see a server go down within seconds; a poll is one
+		// small HTTP request.
+		HAProxyPollInterval: 2 * time.Second,
 	}
 }
 
@@ -159,6 +170,16 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "type of events made from Redis messages that are not events themselves"},
 		&cli.StringFlag{Name: "redis-notify-channel", Destination: &c.RedisNotifyChannel, Sources: env("redis-notify-channel"), Category: "Redis",
 			Usage: "publish one JSON message per written batch (id, events, per-store outcome) on this channel"},
+		&cli.StringFlag{Name: "haproxy-stats-url", Destination: &c.HAProxyStatsURL, Sources: env("haproxy-stats-url"), Category: "HAProxy",
+			Usage: "HAProxy's stats CSV, e.g. http://127.0.0.1:8404/stats;csv"},
+		&cli.StringFlag{Name: "haproxy-runtime-addr", Destination: &c.HAProxyRuntimeAddr, Sources: env("haproxy-runtime-addr"), Category: "HAProxy",
+			Usage: "HAProxy's runtime API (level admin): a unix socket path or host:port; needed by the admin routes"},
+		&cli.DurationFlag{Name: "haproxy-poll-interval", Value: c.HAProxyPollInterval, Destination: &c.HAProxyPollInterval, Sources: env("haproxy-poll-interval"), Category: "HAProxy",
+			Usage: "how often HAProxy is polled, and the --vip is checked"},
+		&cli.StringFlag{Name: "admin-token", Destination: &c.AdminToken, Sources: env("admin-token"), Category: "HAProxy",
+			Usage: "bearer token of the admin routes (POST /v1/proxy/servers/...); empty: admin routes are off"},
+		&cli.StringFlag{Name: "vip", Destination: &c.VIP, Sources: env("vip"), Category: "HAProxy",
+			Usage: "virtual IP whose holder is the master node: only it runs the Redis subscription and stores proxy change events; empty: every node does"},
 	}
 }
 
@@ -247,7 +268,7 @@ func (c *config) validateServe() error {
 			errs = append(errs, fmt.Errorf("--debug-addr must be host:port, got %q", c.DebugAddr))
 		}
 	}
-	errs = append(errs, c.validateRedis())
+	errs = append(errs, c.validateRedis(), c.validateProxy())
 	keys, err := parseAPIKeys(c.APIKeys)
 	if err != nil {
 		errs = append(errs, err)
@@ -279,6 +300,37 @@ func (c *config) validateRedis() error {
 	}
 	if c.RedisEventType == "" || len(c.RedisEventType) > 1024 {
 		errs = append(errs, errors.New("--redis-event-type must be 1 to 1024 bytes"))
+	}
+	return errors.Join(errs...)
+}
+
+// validateProxy checks the HAProxy, admin and VIP settings.
+func (c *config) validateProxy() error {
+	var errs []error
+	if c.HAProxyStatsURL != "" {
+		if u, err := url.Parse(c.HAProxyStatsURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--haproxy-stats-url must be an http(s) URL, got %q", redact(c.HAProxyStatsURL)))
+		}
+	}
+	if a := c.HAProxyRuntimeAddr; a != "" && !strings.Contains(a, "/") {
+		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@")); err != nil {
+			errs = append(errs, fmt.Errorf("--haproxy-runtime-addr must be a unix socket path or host:port, got %q", a))
+		}
+	}
+	if c.HAProxyPollInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--haproxy-poll-interval must be at least 100ms, got %v", c.HAProxyPollInterval))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("--admin-token must be at least 16 characters"))
+	}
+	c.vip = nil
+	if c.VIP != "" {
+		v, err := vip.Parse(c.VIP)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			c.vip = &v
+		}
 	}
 	return errors.Join(errs...)
 }

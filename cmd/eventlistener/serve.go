@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os/signal"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/api"
+	"eventlistener/infra/haproxy"
 	infraredis "eventlistener/infra/redis"
 	"eventlistener/sinks"
 	"eventlistener/sinks/fallback"
@@ -82,6 +84,15 @@ func serve(ctx context.Context, c *config) error {
 		defer pub.Close()
 		notifier = actors.RedisNotifier{Publisher: pub}
 	}
+	var proxyCfg *actors.ProxyConfig
+	if c.HAProxyStatsURL != "" || c.HAProxyRuntimeAddr != "" {
+		source := "haproxy://" + c.HAProxyRuntimeAddr
+		if u, err := url.Parse(c.HAProxyStatsURL); err == nil && u.Host != "" {
+			source = "haproxy://" + u.Host
+		}
+		proxyCfg = &actors.ProxyConfig{Client: &haproxy.Client{StatsURL: c.HAProxyStatsURL, RuntimeAddr: c.HAProxyRuntimeAddr},
+			Interval: c.HAProxyPollInterval, Source: source}
+	}
 	engine, err := actors.Start(actors.Config{
 		MaxEvents: c.BatchMaxEvents, MaxBytes: int(c.batchMaxBytes), Idle: c.BatchIdle, MaxAge: c.BatchMaxAge,
 		MaxInFlight: c.MaxInFlight, MaxPendingEvents: c.MaxPendingEvents, MaxPendingBytes: c.maxPendingBytes,
@@ -90,14 +101,16 @@ func serve(ctx context.Context, c *config) error {
 		Fallback: fb,
 		Redis:    redisCfg,
 		Notifier: notifier,
-		Logger:   log, Registerer: reg,
+		Proxy:    proxyCfg,
+		VIP:      c.vip, DutyInterval: c.HAProxyPollInterval,
+		Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		closeAll(stores)
 		return err
 	}
 	srv := api.New(engine, api.Options{
-		MaxBodyBytes: c.maxBodyBytes, APIKeys: c.apiKeys, Gatherer: reg, Registerer: reg, Logger: log,
+		MaxBodyBytes: c.maxBodyBytes, APIKeys: c.apiKeys, AdminToken: c.AdminToken, Gatherer: reg, Registerer: reg, Logger: log,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {

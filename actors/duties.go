@@ -1,0 +1,115 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"eventlistener/infra/vip"
+)
+
+// MasterStatus says whether this node runs the duties that must run once
+// (the Redis subscription, the proxy watcher's change events), and why.
+type MasterStatus struct {
+	Master bool      `json:"master"`
+	Reason string    `json:"reason"`
+	VIP    string    `json:"vip,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+// masterState is shared by the duties actor, the proxy watcher and the API.
+type masterState struct {
+	mu sync.Mutex
+	s  MasterStatus
+}
+
+func (m *masterState) get() MasterStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.s
+}
+
+func (m *masterState) isMaster() bool { return m.get().Master }
+
+// vipChecked carries one VIP check to the duties actor.
+type vipChecked struct{ status vip.Status }
+
+// duties decides whether this node is master and runs the master's
+// duties: with a VIP, while an interface holds it (checked every interval);
+// without, always. It owns the Redis subscriber as a supervised child,
+// spawned when the node becomes master and stopped when it stops being.
+type duties struct {
+	e        *Engine
+	vip      *vip.Checker
+	interval time.Duration
+	redis    func() actor.Actor // nil: no Redis
+	log      *slog.Logger
+
+	cancel     context.CancelFunc
+	subscriber *actor.PID
+	decided    bool // set has run once in this instance
+	isMaster   bool
+}
+
+func (d *duties) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		if d.vip == nil {
+			d.set(c, vip.Status{Master: true, Reason: "no --vip is set: every node runs the duties"})
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		d.cancel = cancel
+		self, root, checker, every := c.Self(), c.ActorSystem().Root, *d.vip, d.interval
+		go func() {
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				root.Send(self, &vipChecked{status: checker.Check()})
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+	case *vipChecked:
+		d.set(c, m.status)
+	case *actor.Stopping:
+		if d.cancel != nil {
+			d.cancel()
+		}
+	}
+}
+
+// set records the master status and starts or stops the duties on a change.
+func (d *duties) set(c actor.Context, s vip.Status) {
+	ms := d.e.master
+	ms.mu.Lock()
+	ms.s.Reason = s.Reason
+	if ms.s.Master != s.Master || ms.s.Since.IsZero() {
+		ms.s.Master, ms.s.Since = s.Master, time.Now().UTC()
+	}
+	ms.mu.Unlock()
+	if d.decided && d.isMaster == s.Master {
+		return
+	}
+	d.decided, d.isMaster = true, s.Master
+	if s.Master {
+		d.e.metrics.master.Set(1)
+		d.log.Info("this node is master: running the master's duties", "reason", s.Reason)
+		if d.redis != nil && d.subscriber == nil {
+			d.subscriber = c.Spawn(actor.PropsFromProducer(d.redis))
+		}
+		return
+	}
+	d.e.metrics.master.Set(0)
+	d.log.Info("this node is not master: pausing the master's duties", "reason", s.Reason)
+	if d.subscriber != nil {
+		c.Poison(d.subscriber)
+		d.subscriber = nil
+	}
+}

@@ -1,0 +1,362 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"eventlistener/event"
+	"eventlistener/infra/haproxy"
+)
+
+// ProxyConfig says which HAProxy the watcher polls.
+type ProxyConfig struct {
+	Client *haproxy.Client
+	// Interval between polls (default 2s).
+	Interval time.Duration
+	// Source names HAProxy in the events, e.g. "haproxy://127.0.0.1:8404".
+	Source string
+}
+
+// StatusChangedType is the type of the events the watcher stores.
+const StatusChangedType = "haproxy.server.status_changed"
+
+// AdminActionType is the type of the events that record admin actions.
+const AdminActionType = "haproxy.server.admin_action"
+
+// ProxyServer is one HAProxy server in a snapshot.
+type ProxyServer struct {
+	Backend           string `json:"backend"`
+	Server            string `json:"server"`
+	Status            string `json:"status"`     // UP, DOWN, MAINT, DRAIN, NOLB
+	StatusRaw         string `json:"status_raw"` // as HAProxy printed it, e.g. "UP 1/3"
+	CheckStatus       string `json:"check_status"`
+	Weight            int64  `json:"weight"`
+	Addr              string `json:"addr,omitempty"`
+	CurrentSessions   int64  `json:"current_sessions"`
+	LastChangeSeconds int64  `json:"last_change_seconds"`
+}
+
+// ProxySnapshot is the last poll, for GET /v1/proxy/servers.
+type ProxySnapshot struct {
+	PolledAt  time.Time     `json:"polled_at"`
+	Reachable bool          `json:"reachable"`
+	Error     string        `json:"error,omitempty"`
+	Servers   []ProxyServer `json:"servers"`
+}
+
+// ProxyStatus is the watcher's part of GET /v1/node.
+type ProxyStatus struct {
+	Reachable      bool      `json:"reachable"`
+	PolledAt       time.Time `json:"polled_at"`
+	Error          string    `json:"error,omitempty"`
+	Servers        int       `json:"servers"`
+	FailedPolls    int64     `json:"failed_polls"`
+	ChangeEvents   bool      `json:"change_events"` // emitted by this node (it is master)
+	UnsentEvents   int       `json:"unsent_events"`
+	LastReachable  time.Time `json:"last_reachable,omitempty"`
+	ServersChanged int64     `json:"status_changes"`
+}
+
+type proxyState struct {
+	mu       sync.Mutex
+	snap     ProxySnapshot
+	st       ProxyStatus
+	isMaster func() bool
+}
+
+func (p *proxyState) snapshot() ProxySnapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.snap
+	s.Servers = append([]ProxyServer(nil), s.Servers...)
+	return s
+}
+
+func (p *proxyState) status() ProxyStatus {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.st
+	s.ChangeEvents = p.isMaster()
+	return s
+}
+
+type proxyMetrics struct {
+	serverUp  *prometheus.GaugeVec
+	reachable prometheus.Gauge
+	polls     *prometheus.CounterVec
+	changes   prometheus.Counter
+}
+
+func newProxyMetrics(reg prometheus.Registerer) *proxyMetrics {
+	m := &proxyMetrics{
+		serverUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlistener_haproxy_server_up",
+			Help: "1 while the HAProxy server's status is UP (DOWN, MAINT, DRAIN and NOLB are 0).",
+		}, []string{"backend", "server"}),
+		reachable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlistener_haproxy_reachable",
+			Help: "1 when the last poll of HAProxy succeeded.",
+		}),
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_haproxy_polls_total",
+			Help: "Polls of HAProxy by result (ok, error).",
+		}, []string{"result"}),
+		changes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlistener_haproxy_status_changes_total",
+			Help: "Server status changes seen by this node.",
+		}),
+	}
+	reg.MustRegister(m.serverUp, m.reachable, m.polls, m.changes)
+	return m
+}
+
+// proxyPolled carries one poll's result to the watcher.
+type proxyPolled struct {
+	rows []haproxy.Stat
+	err  error
+	at   time.Time
+}
+
+// pollNow asks the watcher to poll at once (after an admin action).
+type pollNow struct{}
+
+// proxyWatcher polls HAProxy every interval, keeps the last snapshot, and
+// when a server's status changes it stores an event, on the master only.
+// Polling runs in a goroutine; Receive only compares snapshots.
+type proxyWatcher struct {
+	cfg     ProxyConfig
+	state   *proxyState
+	metrics *proxyMetrics
+	ingest  func([]event.Event) error
+	master  func() bool
+	log     *slog.Logger
+
+	cancel context.CancelFunc
+	now    chan struct{}
+	prev   map[[2]string]haproxy.Stat
+	unsent []event.Event
+}
+
+// maxUnsent bounds the change events kept while the engine is full.
+const maxUnsent = 10000
+
+func (w *proxyWatcher) Receive(c actor.Context) {
+	switch m := c.Message().(type) {
+	case *actor.Started:
+		ctx, cancel := context.WithCancel(context.Background())
+		w.cancel, w.now = cancel, make(chan struct{}, 1)
+		self, root := c.Self(), c.ActorSystem().Root
+		go w.poll(ctx, func(p *proxyPolled) { root.Send(self, p) })
+	case *proxyPolled:
+		w.polled(m)
+	case *pollNow:
+		select {
+		case w.now <- struct{}{}:
+		default:
+		}
+	case *actor.Stopping, *actor.Restarting:
+		if w.cancel != nil {
+			w.cancel()
+		}
+	}
+}
+
+func (w *proxyWatcher) poll(ctx context.Context, report func(*proxyPolled)) {
+	t := time.NewTicker(w.cfg.Interval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval, time.Second))
+		res, err := w.cfg.Client.Stats(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		report(&proxyPolled{rows: res.Rows, err: err, at: time.Now().UTC()})
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-w.now:
+		}
+	}
+}
+
+func (w *proxyWatcher) polled(p *proxyPolled) {
+	if p.err != nil {
+		w.metrics.polls.WithLabelValues("error").Inc()
+		w.metrics.reachable.Set(0)
+		w.state.mu.Lock()
+		was := w.state.st.Reachable || w.state.st.PolledAt.IsZero()
+		w.state.st.Reachable, w.state.st.Error, w.state.st.PolledAt = false, p.err.Error(), p.at
+		w.state.st.FailedPolls++
+		w.state.snap.Reachable, w.state.snap.Error, w.state.snap.PolledAt = false, p.err.Error(), p.at
+		w.state.mu.Unlock()
+		if was {
+			w.log.Warn("HAProxy unreachable; keeping the last snapshot", "error", p.err)
+		}
+		return
+	}
+	w.metrics.polls.WithLabelValues("ok").Inc()
+	w.metrics.reachable.Set(1)
+
+	master := w.master()
+	cur := make(map[[2]string]haproxy.Stat)
+	var servers []ProxyServer
+	var changes []event.Event
+	for _, r := range p.rows {
+		if r.Type != haproxy.TypeServer {
+			continue
+		}
+		k := [2]string{r.Proxy, r.Server}
+		cur[k] = r
+		status := haproxy.NormalizeStatus(r.Status)
+		servers = append(servers, ProxyServer{Backend: r.Proxy, Server: r.Server, Status: status, StatusRaw: r.Status,
+			CheckStatus: r.CheckStatus, Weight: r.Weight, Addr: r.Addr, CurrentSessions: r.CurrentSessions,
+			LastChangeSeconds: r.LastChangeSeconds})
+		up := 0.0
+		if status == haproxy.StateUp {
+			up = 1
+		}
+		w.metrics.serverUp.WithLabelValues(r.Proxy, r.Server).Set(up)
+		old, seen := w.prev[k]
+		if !seen || haproxy.NormalizeStatus(old.Status) == status {
+			continue
+		}
+		w.metrics.changes.Inc()
+		w.log.Info("HAProxy server status changed", "backend", r.Proxy, "server", r.Server,
+			"from", old.Status, "to", r.Status, "check", r.CheckStatus, "stored", master)
+		if master {
+			changes = append(changes, w.changeEvent(old, r, p.at))
+		}
+	}
+	for k := range w.prev {
+		if _, ok := cur[k]; !ok {
+			w.metrics.serverUp.DeleteLabelValues(k[0], k[1])
+		}
+	}
+	w.prev = cur
+
+	w.unsent = append(w.unsent, changes...)
+	if len(w.unsent) > 0 {
+		if err := w.ingest(w.unsent); err != nil {
+			if len(w.unsent) > maxUnsent {
+				w.log.Error("dropping HAProxy change events: the engine refused them too long", "events", len(w.unsent)-maxUnsent)
+				w.unsent = w.unsent[len(w.unsent)-maxUnsent:]
+			}
+			w.log.Warn("HAProxy change events wait for room in the engine", "events", len(w.unsent), "error", err)
+		} else {
+			w.unsent = nil
+		}
+	}
+
+	w.state.mu.Lock()
+	was := w.state.st.Reachable
+	w.state.snap = ProxySnapshot{PolledAt: p.at, Reachable: true, Servers: servers}
+	w.state.st.Reachable, w.state.st.Error, w.state.st.PolledAt, w.state.st.LastReachable = true, "", p.at, p.at
+	w.state.st.Servers, w.state.st.UnsentEvents = len(servers), len(w.unsent)
+	w.state.st.ServersChanged += int64(len(changes))
+	w.state.mu.Unlock()
+	if !was && w.state.st.FailedPolls > 0 {
+		w.log.Info("HAProxy reachable again", "servers", len(servers))
+	}
+}
+
+func (w *proxyWatcher) changeEvent(old, cur haproxy.Stat, at time.Time) event.Event {
+	data, _ := json.Marshal(map[string]any{
+		"backend": cur.Proxy, "server": cur.Server,
+		"old_status": haproxy.NormalizeStatus(old.Status), "new_status": haproxy.NormalizeStatus(cur.Status),
+		"old_status_raw": old.Status, "new_status_raw": cur.Status,
+		"check_status": cur.CheckStatus, "check_code": cur.CheckCode, "check_desc": cur.CheckDesc, "addr": cur.Addr,
+	})
+	return event.Event{ID: newBatchID(), Type: StatusChangedType, Source: w.cfg.Source,
+		Subject: cur.Proxy + "/" + cur.Server, Time: at, ReceivedAt: at, Data: data}
+}
+
+// startProxy spawns the watcher, a supervised sibling of the buffer.
+func (e *Engine) startProxy(pc ProxyConfig, restart actor.PropsOption) error {
+	if pc.Interval <= 0 {
+		pc.Interval = 2 * time.Second
+	}
+	if pc.Source == "" {
+		pc.Source = "haproxy"
+	}
+	e.proxyC = pc.Client
+	e.proxySt = &proxyState{isMaster: e.master.isMaster}
+	metrics := newProxyMetrics(e.cfg.Registerer)
+	log := e.log.With("actor", "proxy")
+	var err error
+	e.proxy, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &proxyWatcher{cfg: pc, state: e.proxySt, metrics: metrics, ingest: e.ingestSibling,
+			master: e.master.isMaster, log: log}
+	}, restart), "proxy")
+	if err != nil {
+		return fmt.Errorf("cannot start the proxy watcher: %w", err)
+	}
+	return nil
+}
+
+// ErrNoProxy says that HAProxy (or its runtime API) is not configured.
+var ErrNoProxy = errors.New("HAProxy is not configured")
+
+// ProxySnapshot returns the watcher's last snapshot.
+func (e *Engine) ProxySnapshot() (ProxySnapshot, error) {
+	if e.proxySt == nil {
+		return ProxySnapshot{}, ErrNoProxy
+	}
+	return e.proxySt.snapshot(), nil
+}
+
+// The admin actions on a server.
+const (
+	ActionEnable  = "enable"
+	ActionDisable = "disable"
+	ActionDrain   = "drain"
+)
+
+// ProxyAction enables, disables or drains a server through HAProxy's
+// runtime API, stores an event recording who did what and how it went,
+// and has the watcher poll at once. HAProxy's own errors are returned
+// (errors.Is(err, haproxy.ErrNotFound) for an unknown backend or server).
+func (e *Engine) ProxyAction(ctx context.Context, who, backend, server, action string) error {
+	if e.proxyC == nil || e.proxyC.RuntimeAddr == "" {
+		return fmt.Errorf("%w: set --haproxy-runtime-addr", ErrNoProxy)
+	}
+	var err error
+	switch action {
+	case ActionEnable:
+		err = e.proxyC.EnableServer(ctx, backend, server)
+	case ActionDisable:
+		err = e.proxyC.DisableServer(ctx, backend, server)
+	case ActionDrain:
+		err = e.proxyC.SetServerState(ctx, backend, server, haproxy.ServerDrain)
+	default:
+		return fmt.Errorf("%w: action must be enable, disable or drain, got %q", haproxy.ErrInvalidArgument, action)
+	}
+	result, msg := "ok", ""
+	if err != nil {
+		result, msg = "error", err.Error()
+	}
+	data, _ := json.Marshal(map[string]string{"action": action, "backend": backend, "server": server,
+		"who": who, "result": result, "error": msg})
+	now := time.Now().UTC()
+	id, _ := uuid.NewV7()
+	ev := event.Event{ID: id.String(), Type: AdminActionType, Source: "eventlistener/admin",
+		Subject: backend + "/" + server, Time: now, ReceivedAt: now, Data: data}
+	if ierr := e.ingestSibling([]event.Event{ev}); ierr != nil {
+		e.log.Error("cannot store the admin action's event", "action", action, "backend", backend, "server", server, "error", ierr)
+	}
+	e.log.Info("HAProxy admin action", "who", who, "action", action, "backend", backend, "server", server, "result", result, "error", msg)
+	if e.proxy != nil {
+		e.sys.Root.Send(e.proxy, &pollNow{})
+	}
+	return err
+}
