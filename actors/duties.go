@@ -78,7 +78,7 @@ func (d *duties) Receive(c actor.Context) {
 		}()
 	case *vipChecked:
 		d.set(c, m.status)
-	case *actor.Stopping:
+	case *actor.Stopping, *actor.Restarting:
 		if d.cancel != nil {
 			d.cancel()
 		}
@@ -88,6 +88,14 @@ func (d *duties) Receive(c actor.Context) {
 // set records the master status and starts or stops the duties on a change.
 func (d *duties) set(c actor.Context, s vip.Status) {
 	ms := d.e.master
+	if s.Unknown {
+		// One failed look at the interfaces must not move the duties.
+		ms.mu.Lock()
+		ms.s.Reason = s.Reason + "; keeping the last decision"
+		ms.mu.Unlock()
+		d.log.Warn("cannot check the VIP; keeping the last decision", "reason", s.Reason)
+		return
+	}
 	ms.mu.Lock()
 	ms.s.Reason = s.Reason
 	if ms.s.Master != s.Master || ms.s.Since.IsZero() {
@@ -103,6 +111,7 @@ func (d *duties) set(c actor.Context, s vip.Status) {
 		d.log.Info("this node is master: running the master's duties", "reason", s.Reason)
 		if d.redis != nil && d.subscriber == nil {
 			d.subscriber = c.Spawn(actor.PropsFromProducer(d.redis))
+			d.e.redisSt.update(func(st *RedisStatus) { st.Running = true })
 		}
 		return
 	}
@@ -111,5 +120,6 @@ func (d *duties) set(c actor.Context, s vip.Status) {
 	if d.subscriber != nil {
 		c.Poison(d.subscriber)
 		d.subscriber = nil
+		d.e.redisSt.update(func(st *RedisStatus) { st.Running = false })
 	}
 }

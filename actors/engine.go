@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Config struct {
 	// node is master.
 	VIP          *vip.Checker
 	DutyInterval time.Duration
+
+	// restartDelay is the Redis subscriber's first restart delay (tests
+	// shorten it); 0 means 200ms.
+	restartDelay time.Duration
 	Logger       *slog.Logger
 	// Registerer takes the engine's metrics; nil: not registered.
 	Registerer prometheus.Registerer
@@ -223,12 +228,13 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 		}
 	}
 	var err error
-	// The duties actor supervises the Redis subscriber: a crash restarts it,
-	// ten in ten seconds stop it.
+	// The duties actor supervises the Redis subscriber: a crash restarts it
+	// after a delay that grows with each crash (200 ms per crash in the last
+	// 30 s); it never gives up, since what crashes it may heal.
 	e.duties, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		dd := *d
 		return &dd
-	}, restart, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider))), "duties")
+	}, restart, actor.WithSupervisor(actor.NewExponentialBackoffStrategy(30*time.Second, cmp.Or(cfg.restartDelay, 200*time.Millisecond)))), "duties")
 	if err != nil {
 		return fmt.Errorf("cannot start the duties: %w", err)
 	}

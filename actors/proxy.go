@@ -66,11 +66,17 @@ type ProxyStatus struct {
 	ServersChanged int64     `json:"status_changes"`
 }
 
+// proxyState is the watcher's state that outlives a restart of the actor:
+// what the API shows, the previous poll to compare with, and the change
+// events the engine could not take yet.
 type proxyState struct {
 	mu       sync.Mutex
 	snap     ProxySnapshot
 	st       ProxyStatus
 	isMaster func() bool
+
+	prev   map[[2]string]haproxy.Stat // touched by the watcher only
+	unsent []event.Event              // touched by the watcher only
 }
 
 func (p *proxyState) snapshot() ProxySnapshot {
@@ -142,8 +148,6 @@ type proxyWatcher struct {
 
 	cancel context.CancelFunc
 	now    chan struct{}
-	prev   map[[2]string]haproxy.Stat
-	unsent []event.Event
 }
 
 // maxUnsent bounds the change events kept while the engine is full.
@@ -163,11 +167,35 @@ func (w *proxyWatcher) Receive(c actor.Context) {
 		case w.now <- struct{}{}:
 		default:
 		}
-	case *actor.Stopping, *actor.Restarting:
+	case *actor.Restarting:
 		if w.cancel != nil {
 			w.cancel()
 		}
+	case *actor.Stopping:
+		if w.cancel != nil {
+			w.cancel()
+		}
+		if w.flush(); len(w.state.unsent) > 0 {
+			w.log.Error("HAProxy change events not stored: the engine refused them until shutdown", "events", len(w.state.unsent))
+		}
 	}
+}
+
+// flush hands the change events waiting for room to the engine.
+func (w *proxyWatcher) flush() {
+	st := w.state
+	if len(st.unsent) == 0 {
+		return
+	}
+	if err := w.ingest(st.unsent); err != nil {
+		if len(st.unsent) > maxUnsent {
+			w.log.Error("dropping HAProxy change events: the engine refused them too long", "events", len(st.unsent)-maxUnsent)
+			st.unsent = st.unsent[len(st.unsent)-maxUnsent:]
+		}
+		w.log.Warn("HAProxy change events wait for room in the engine", "events", len(st.unsent), "error", err)
+		return
+	}
+	st.unsent = nil
 }
 
 func (w *proxyWatcher) poll(ctx context.Context, report func(*proxyPolled)) {
@@ -192,6 +220,7 @@ func (w *proxyWatcher) poll(ctx context.Context, report func(*proxyPolled)) {
 
 func (w *proxyWatcher) polled(p *proxyPolled) {
 	if p.err != nil {
+		w.flush()
 		w.metrics.polls.WithLabelValues("error").Inc()
 		w.metrics.reachable.Set(0)
 		w.state.mu.Lock()
@@ -227,7 +256,7 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 			up = 1
 		}
 		w.metrics.serverUp.WithLabelValues(r.Proxy, r.Server).Set(up)
-		old, seen := w.prev[k]
+		old, seen := w.state.prev[k]
 		if !seen || haproxy.NormalizeStatus(old.Status) == status {
 			continue
 		}
@@ -238,31 +267,20 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 			changes = append(changes, w.changeEvent(old, r, p.at))
 		}
 	}
-	for k := range w.prev {
+	for k := range w.state.prev {
 		if _, ok := cur[k]; !ok {
 			w.metrics.serverUp.DeleteLabelValues(k[0], k[1])
 		}
 	}
-	w.prev = cur
-
-	w.unsent = append(w.unsent, changes...)
-	if len(w.unsent) > 0 {
-		if err := w.ingest(w.unsent); err != nil {
-			if len(w.unsent) > maxUnsent {
-				w.log.Error("dropping HAProxy change events: the engine refused them too long", "events", len(w.unsent)-maxUnsent)
-				w.unsent = w.unsent[len(w.unsent)-maxUnsent:]
-			}
-			w.log.Warn("HAProxy change events wait for room in the engine", "events", len(w.unsent), "error", err)
-		} else {
-			w.unsent = nil
-		}
-	}
+	w.state.prev = cur
+	w.state.unsent = append(w.state.unsent, changes...)
+	w.flush()
 
 	w.state.mu.Lock()
 	was := w.state.st.Reachable
 	w.state.snap = ProxySnapshot{PolledAt: p.at, Reachable: true, Servers: servers}
 	w.state.st.Reachable, w.state.st.Error, w.state.st.PolledAt, w.state.st.LastReachable = true, "", p.at, p.at
-	w.state.st.Servers, w.state.st.UnsentEvents = len(servers), len(w.unsent)
+	w.state.st.Servers, w.state.st.UnsentEvents = len(servers), len(w.state.unsent)
 	w.state.st.ServersChanged += int64(len(changes))
 	w.state.mu.Unlock()
 	if !was && w.state.st.FailedPolls > 0 {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -109,9 +108,6 @@ func newRedisMetrics(reg prometheus.Registerer) *redisMetrics {
 // actor crashes on it so its supervisor restarts it.
 type subscriptionFailed struct{ err error }
 
-// errMasterSwitched ends a subscription when Sentinel announced a new master.
-var errMasterSwitched = errors.New("sentinel switched the master")
-
 // redisSubscriber owns the Redis subscription. Its goroutine receives the
 // messages and hands them to the engine like HTTP events; Receive only
 // starts, stops and crashes it.
@@ -125,15 +121,16 @@ type redisSubscriber struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu       sync.Mutex
-	current  *goredis.PubSub
-	switched chan string
+	mu            sync.Mutex
+	current       *goredis.PubSub
+	currentAddr   string             // where the session under way connects
+	cancelSession context.CancelFunc // ends the session under way
+	switched      chan string
 }
 
 func (s *redisSubscriber) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
-		s.state.update(func(st *RedisStatus) { st.Running = true })
 		ctx, cancel := context.WithCancel(context.Background())
 		s.cancel, s.done, s.switched = cancel, make(chan struct{}), make(chan string, 1)
 		self, root := c.Self(), c.ActorSystem().Root
@@ -146,7 +143,6 @@ func (s *redisSubscriber) Receive(c actor.Context) {
 		s.stop()
 	case *actor.Stopping:
 		s.stop()
-		s.state.update(func(st *RedisStatus) { st.Running = false })
 	}
 }
 
@@ -176,51 +172,106 @@ func (s *redisSubscriber) run(ctx context.Context, fail func(error)) {
 	defer close(s.done)
 	defer func() {
 		if r := recover(); r != nil {
-			fail(fmt.Errorf("redis subscription panicked: %v", r))
+			err := fmt.Errorf("redis subscription panicked: %v", r)
+			s.state.update(func(st *RedisStatus) { st.LastError = err.Error() })
+			fail(err)
 		}
 	}()
-	client, err := infraredis.NewClient(s.cfg.Options)
-	if err != nil {
-		fail(err)
-		return
-	}
-	defer client.Close()
 	if s.cfg.Options.Sentinel() {
 		go s.watchSentinels(ctx)
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
+	target := "" // the master a switch announced; "" means ask
 	for ctx.Err() == nil {
 		if s.cfg.beforeSubscribe != nil {
 			if err := s.cfg.beforeSubscribe(); err != nil {
+				s.state.update(func(st *RedisStatus) { st.LastError = err.Error() })
 				fail(err)
 				return
 			}
 		}
-		ps := client.Subscribe(ctx)
-		s.mu.Lock()
-		s.current = ps
-		s.mu.Unlock()
-		err := s.subscribe(ctx, ps)
-		if err == nil {
-			err = s.receive(ctx, ps, bo)
-		}
-		ps.Close()
+		addr, err := s.session(ctx, target)
+		target = ""
 		if ctx.Err() != nil {
 			return
 		}
-		s.setUp(false, "", err)
-		if errors.Is(err, errMasterSwitched) {
+		s.setUp(false, addr, err)
+		var sw switchedTo
+		if errors.As(err, &sw) {
 			bo.Reset()
-			continue // a new master is known: subscribe there at once
+			target = string(sw) // a new master is known: subscribe there at once
+			continue
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.switched:
+		case to := <-s.switched:
+			target = to
 		case <-time.After(bo.NextBackOff()):
 		}
 	}
+}
+
+// switchedTo ends a session: Sentinel announced a new master at this address.
+type switchedTo string
+
+func (e switchedTo) Error() string { return "sentinel switched the master to " + string(e) }
+
+// session finds the master (target, or what the sentinels say), checks
+// that it is a master, subscribes there and receives until something
+// fails. It returns the address it used.
+func (s *redisSubscriber) session(ctx context.Context, target string) (string, error) {
+	o := s.cfg.Options
+	addr := target
+	if addr == "" {
+		var err error
+		if addr, err = infraredis.MasterAddr(ctx, o); err != nil {
+			return "", err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.mu.Lock()
+	s.currentAddr, s.cancelSession = addr, cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.current, s.currentAddr, s.cancelSession = nil, "", nil
+		s.mu.Unlock()
+	}()
+	client, err := infraredis.NodeClient(o, addr)
+	if err != nil {
+		return addr, err
+	}
+	defer client.Close()
+	if o.Sentinel() {
+		// A sentinel that has not heard of a switch yet names the old master;
+		// subscribing there would hear nothing that is published on the new.
+		if role, err := infraredis.Role(ctx, client); err != nil {
+			return addr, err
+		} else if role != "master" {
+			return addr, fmt.Errorf("%s is a %s, not the master", addr, role)
+		}
+	}
+	ps := client.Subscribe(ctx)
+	defer ps.Close()
+	s.mu.Lock()
+	s.current = ps
+	s.mu.Unlock()
+	err = s.subscribe(ctx, ps)
+	if err == nil {
+		err = s.receive(ctx, ps, addr)
+	}
+	if ctx.Err() != nil && err != nil {
+		// Cut short by a switch (the run's own ctx is checked by run).
+		select {
+		case to := <-s.switched:
+			return addr, switchedTo(to)
+		default:
+		}
+	}
+	return addr, err
 }
 
 func (s *redisSubscriber) subscribe(ctx context.Context, ps *goredis.PubSub) error {
@@ -245,20 +296,32 @@ func (s *redisSubscriber) subscribe(ctx context.Context, ps *goredis.PubSub) err
 	return nil
 }
 
-// receive hands messages to the engine until the subscription fails or the
-// master switches. A quiet second is checked with a PING.
-func (s *redisSubscriber) receive(ctx context.Context, ps *goredis.PubSub, bo *backoff.ExponentialBackOff) error {
+// silence is how long a subscription may go without any reply (a message,
+// or the PONG of the PING sent after each quiet second) before it is taken
+// for dead: a connection that stopped answering would otherwise look
+// subscribed until TCP gives up, many minutes later.
+const silence = 3 * time.Second
+
+// receive hands messages to the engine until the subscription fails, goes
+// silent, or the master switches.
+func (s *redisSubscriber) receive(ctx context.Context, ps *goredis.PubSub, addr string) error {
 	confirmed := 0
+	lastHeard := time.Now()
 	for {
 		select {
-		case <-s.switched:
-			return errMasterSwitched
+		case to := <-s.switched:
+			if to != addr {
+				return switchedTo(to)
+			}
 		default:
 		}
 		msg, err := ps.ReceiveTimeout(ctx, time.Second)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if time.Since(lastHeard) > silence {
+					return fmt.Errorf("no answer from %s for %v", addr, silence)
+				}
 				if err := ps.Ping(ctx); err != nil {
 					return fmt.Errorf("ping: %w", err)
 				}
@@ -266,19 +329,20 @@ func (s *redisSubscriber) receive(ctx context.Context, ps *goredis.PubSub, bo *b
 			}
 			select {
 			case to := <-s.switched:
-				return fmt.Errorf("%w to %s", errMasterSwitched, to)
+				if to != addr {
+					return switchedTo(to)
+				}
 			default:
 			}
 			return err
 		}
+		lastHeard = time.Now()
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" || m.Kind == "psubscribe" {
 				confirmed++
 				if confirmed == len(s.cfg.Channels) {
-					bo.Reset()
-					master, _ := infraredis.MasterAddr(ctx, s.cfg.Options)
-					s.setUp(true, master, nil)
+					s.setUp(true, addr, nil)
 				}
 			}
 		case *goredis.Message:
@@ -337,7 +401,7 @@ func (s *redisSubscriber) setUp(up bool, master string, err error) {
 	var was bool
 	s.state.update(func(st *RedisStatus) {
 		was = st.Subscribed
-		if up {
+		if up || st.Master == "" {
 			st.Master = master
 		}
 		if up != st.Subscribed {
@@ -354,7 +418,6 @@ func (s *redisSubscriber) setUp(up bool, master string, err error) {
 		s.log.Info("Redis subscription restored", "master", master, "channels", s.cfg.Channels)
 	case !up && was:
 		s.metrics.up.Set(0)
-		master := s.state.snapshot().Master
 		if err != nil {
 			s.log.Warn("Redis subscription lost", "master", master, "error", err)
 		} else {
@@ -365,10 +428,10 @@ func (s *redisSubscriber) setUp(up bool, master string, err error) {
 
 // watchSentinels listens to every sentinel's +switch-master, so a forced
 // failover moves the subscription at once instead of after the old master
-// is demoted (which drops its clients seconds later).
+// is demoted (which drops its clients seconds later). Every sentinel tells
+// the news; a subscription already on the new master is left alone.
 func (s *redisSubscriber) watchSentinels(ctx context.Context) {
 	o := s.cfg.Options
-	var last atomic.Value
 	for _, addr := range o.Sentinels {
 		go func() {
 			sc := goredis.NewSentinelClient(&goredis.Options{Addr: addr, Password: o.Password, DialTimeout: 2 * time.Second})
@@ -389,24 +452,38 @@ func (s *redisSubscriber) watchSentinels(ctx context.Context) {
 					if len(f) != 5 || f[0] != o.MasterName {
 						continue
 					}
-					to := net.JoinHostPort(f[3], f[4])
-					if prev, _ := last.Swap(to).(string); prev == to {
-						continue // another sentinel told the same news
-					}
-					s.log.Info("Sentinel switched the Redis master; subscribing on the new one",
-						"from", net.JoinHostPort(f[1], f[2]), "to", to)
-					select {
-					case s.switched <- to:
-					default:
-					}
-					s.mu.Lock()
-					if s.current != nil {
-						s.current.Close() // wakes the receive loop
-					}
-					s.mu.Unlock()
+					s.masterSwitched(net.JoinHostPort(f[1], f[2]), net.JoinHostPort(f[3], f[4]))
 				}
 			}
 		}()
+	}
+}
+
+// masterSwitched moves the subscription to the new master, unless it is
+// there already.
+func (s *redisSubscriber) masterSwitched(from, to string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.currentAddr == to {
+		return
+	}
+	s.log.Info("Sentinel switched the Redis master; subscribing on the new one", "from", from, "to", to)
+	select {
+	case s.switched <- to:
+	default:
+		select { // replace an older, unread announcement
+		case <-s.switched:
+		default:
+		}
+		s.switched <- to
+	}
+	// End the session under way at once, whatever it is doing: dialing a
+	// dead node, asking its role, or waiting for messages.
+	if s.cancelSession != nil {
+		s.cancelSession()
+	}
+	if s.current != nil {
+		s.current.Close()
 	}
 }
 

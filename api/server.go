@@ -97,6 +97,9 @@ func New(engine Engine, opt Options) *Server {
 
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
+	// The client's address is the connection's: X-Forwarded-For is not
+	// trusted, so an admin action's "who" cannot be forged with a header.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe, s.recover)
 	e.POST("/v1/events", s.postEvents)
@@ -253,6 +256,8 @@ func (s *Server) proxyAction(c echo.Context) error {
 		return c.JSON(http.StatusNotFound, errorBody{Error: err.Error()})
 	case errors.Is(err, haproxy.ErrInvalidArgument):
 		return c.JSON(http.StatusBadRequest, errorBody{Error: err.Error()})
+	case errors.Is(err, context.DeadlineExceeded):
+		return c.JSON(http.StatusGatewayTimeout, errorBody{Error: "HAProxy did not answer in time: " + err.Error()})
 	}
 	return c.JSON(http.StatusBadGateway, errorBody{Error: "HAProxy: " + err.Error()})
 }

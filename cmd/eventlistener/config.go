@@ -312,16 +312,23 @@ func (c *config) validateProxy() error {
 			errs = append(errs, fmt.Errorf("--haproxy-stats-url must be an http(s) URL, got %q", redact(c.HAProxyStatsURL)))
 		}
 	}
-	if a := c.HAProxyRuntimeAddr; a != "" && !strings.Contains(a, "/") {
-		if _, _, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(a, "ipv4@"), "ipv6@")); err != nil {
-			errs = append(errs, fmt.Errorf("--haproxy-runtime-addr must be a unix socket path or host:port, got %q", a))
+	if a := c.HAProxyRuntimeAddr; a != "" && !strings.Contains(a, "/") && !strings.HasPrefix(a, "unix@") {
+		for _, p := range []string{"ipv4@", "ipv6@", "tcp@"} {
+			a = strings.TrimPrefix(a, p)
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("--haproxy-runtime-addr must be a unix socket path or host:port, got %q", c.HAProxyRuntimeAddr))
 		}
 	}
 	if c.HAProxyPollInterval < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--haproxy-poll-interval must be at least 100ms, got %v", c.HAProxyPollInterval))
 	}
+	c.AdminToken = strings.TrimSpace(c.AdminToken)
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("--admin-token must be at least 16 characters"))
+	}
+	if c.AdminToken != "" && c.HAProxyRuntimeAddr == "" {
+		errs = append(errs, errors.New("--admin-token needs --haproxy-runtime-addr: the admin routes act through HAProxy's runtime API"))
 	}
 	c.vip = nil
 	if c.VIP != "" {

@@ -354,6 +354,10 @@ func TestInvalidSettingsStopTheStart(t *testing.T) {
 		{[]string{"serve", "--redis-channels", "a"}, "--redis-channels needs"},
 		{[]string{"serve", "--redis-sentinels", "127.0.0.1:26379", "--redis-channels", "a"}, "--redis-master-name"},
 		{[]string{"serve", "--redis-url", "redis://127.0.0.1:1"}, "--redis-channels"},
+		{[]string{"serve", "--admin-token", "0123456789abcdef0123"}, "--haproxy-runtime-addr"},
+		{[]string{"serve", "--vip", "10.0.0"}, "--vip"},
+		{[]string{"serve", "--haproxy-stats-url", "ftp://x/stats"}, "--haproxy-stats-url"},
+		{[]string{"serve", "--haproxy-poll-interval", "1ms", "--haproxy-runtime-addr", "127.0.0.1:1"}, "--haproxy-poll-interval"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -91,8 +91,8 @@ func NewClient(o Options) (*goredis.Client, error) {
 	}), nil
 }
 
-// MasterAddr asks the sentinels where the master is now ("" when Redis is
-// a single node: the URL's address).
+// MasterAddr asks the sentinels where the master is now; for a single node
+// it is the URL's address.
 func MasterAddr(ctx context.Context, o Options) (string, error) {
 	if !o.Sentinel() {
 		opt, err := goredis.ParseURL(o.URL)
@@ -147,4 +147,30 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(_ context.Context, format string, v ...interface{}) {
 	l.log.Info(fmt.Sprintf(format, v...))
+}
+
+// NodeClient is a client of the one node at addr (a single Redis: the URL's
+// settings; through Sentinel: a master the sentinels named), without
+// Sentinel's failover logic: the caller decides where to connect.
+func NodeClient(o Options, addr string) (*goredis.Client, error) {
+	if !o.Sentinel() {
+		return NewClient(o)
+	}
+	// One quick try per call: the caller has its own backoff, and a dead
+	// node must not hold it for seconds of hidden retries.
+	return goredis.NewClient(&goredis.Options{Addr: addr, Password: o.Password, DialTimeout: 2 * time.Second,
+		MaxRetries: -1, DialerRetries: 1}), nil
+}
+
+// Role asks a node for its role: "master", "slave" or "sentinel".
+func Role(ctx context.Context, c *goredis.Client) (string, error) {
+	v, err := c.Do(ctx, "ROLE").Slice()
+	if err != nil {
+		return "", err
+	}
+	if len(v) == 0 {
+		return "", errors.New("empty ROLE reply")
+	}
+	role, _ := v[0].(string)
+	return role, nil
 }

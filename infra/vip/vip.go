@@ -13,6 +13,9 @@ import (
 type Status struct {
 	Master bool   `json:"master"`
 	Reason string `json:"reason"`
+	// Unknown says the check itself failed (the interfaces could not be
+	// listed): Master means nothing then, and the last answer should stand.
+	Unknown bool `json:"-"`
 }
 
 // Checker looks for Addr on the host's interfaces.
@@ -40,7 +43,7 @@ func (c Checker) Check() Status {
 	}
 	ifaces, err := list()
 	if err != nil {
-		return Status{Reason: fmt.Sprintf("cannot list the interfaces: %v", err)}
+		return Status{Unknown: true, Reason: fmt.Sprintf("cannot list the interfaces: %v", err)}
 	}
 	for name, addrs := range ifaces {
 		for _, a := range addrs {

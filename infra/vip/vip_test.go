@@ -34,7 +34,7 @@ func TestCheck(t *testing.T) {
 			}
 			c.interfaces = func() (map[string][]net.Addr, error) { return tt.ifaces, tt.err }
 			s := c.Check()
-			if s.Master != tt.master || !strings.Contains(s.Reason, tt.reason) {
+			if s.Master != tt.master || !strings.Contains(s.Reason, tt.reason) || s.Unknown != (tt.err != nil) {
 				t.Fatalf("Check() = %+v, want master=%v and a reason with %q", s, tt.master, tt.reason)
 			}
 		})
