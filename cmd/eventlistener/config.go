@@ -296,7 +296,7 @@ func (c *config) validateRedis() error {
 	case !c.redis.Enabled() && c.RedisNotifyChannel != "":
 		errs = append(errs, errors.New("--redis-notify-channel needs --redis-url or --redis-sentinels"))
 	case c.redis.Enabled() && len(c.redisChannels) == 0 && c.RedisNotifyChannel == "":
-		errs = append(errs, errors.New("Redis is configured but neither --redis-channels nor --redis-notify-channel is set"))
+		errs = append(errs, errors.New("--redis-url or --redis-sentinels is set but neither --redis-channels nor --redis-notify-channel is"))
 	}
 	if c.RedisEventType == "" || len(c.RedisEventType) > 1024 {
 		errs = append(errs, errors.New("--redis-event-type must be 1 to 1024 bytes"))

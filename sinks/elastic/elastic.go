@@ -74,9 +74,9 @@ func validIndexName(name string) error {
 	case name != strings.ToLower(name):
 		return fmt.Errorf("elasticsearch index %q must be lowercase", name)
 	case strings.ContainsAny(name, `\/*?"<>| ,#:`):
-		return fmt.Errorf(`elasticsearch index %q must not contain \ / * ? " < > | space , # :`, name)
+		return fmt.Errorf(`elasticsearch index %q must not contain any of \ / * ? " < > | space , # or colon`, name)
 	case strings.HasPrefix(name, "-") || strings.HasPrefix(name, "_") || strings.HasPrefix(name, "+") || strings.HasPrefix(name, "."):
-		return fmt.Errorf("elasticsearch index %q must not start with - _ + or .", name)
+		return fmt.Errorf("elasticsearch index %q must not start with -, _, + or a dot", name)
 	case len(name) > 255:
 		return fmt.Errorf("elasticsearch index %q is longer than 255 bytes", name)
 	}
