@@ -71,14 +71,8 @@ type HAProxyProc struct {
 
 	t       testing.TB
 	logPath string
-	proc    *hapProcess
+	proc    *process
 	mu      sync.Mutex
-}
-
-type hapProcess struct {
-	pid    int
-	exited chan struct{} // closed when the process has ended and been reaped
-	signal func(os.Signal) error
 }
 
 var hapServers atomic.Int64 // numbers the folders
@@ -260,7 +254,7 @@ func (h *HAProxyProc) start(bin string, cfg HAProxyConfig) error {
 	if err := startCmd(cmd); err != nil {
 		return fmt.Errorf("%s: %w", bin, err)
 	}
-	proc := &hapProcess{pid: cmd.Process.Pid, exited: make(chan struct{}), signal: cmd.Process.Signal}
+	proc := &process{pid: cmd.Process.Pid, exited: make(chan struct{}), signal: cmd.Process.Signal}
 	go func() {
 		_ = cmd.Wait()
 		close(proc.exited)
@@ -290,7 +284,7 @@ func (h *HAProxyProc) config() string {
 
 // waitReady polls the stats page and both runtime API addresses until they
 // answer, the process ends, or hapReadyTimeout passes.
-func (h *HAProxyProc) waitReady(proc *hapProcess) error {
+func (h *HAProxyProc) waitReady(proc *process) error {
 	deadline := time.Now().Add(hapReadyTimeout)
 	delay := 5 * time.Millisecond
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -361,21 +355,12 @@ func hapCommand(network, addr, cmd string) (string, error) {
 func (h *HAProxyProc) Pid() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.proc == nil {
-		return 0
-	}
-	return h.proc.pid
+	return h.proc.id()
 }
 
 // Log returns what HAProxy has written to its stdout and stderr so far
 // (server state changes are logged there).
-func (h *HAProxyProc) Log() string {
-	b, err := os.ReadFile(h.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no haproxy log: %v)", err)
-	}
-	return string(b)
-}
+func (h *HAProxyProc) Log() string { return readLog(h.logPath, "haproxy log") }
 
 // stop ends HAProxy: SIGTERM (hard stop), then SIGKILL; it waits until the
 // process has ended.

@@ -60,15 +60,8 @@ type PG struct {
 	logPath string
 
 	mu      sync.Mutex
-	cmd     *pgProcess // nil while stopped
+	cmd     *process // nil while stopped
 	cleaned bool
-}
-
-type pgProcess struct {
-	pid     int
-	exited  chan struct{} // closed when the process has ended and been reaped
-	waitErr error         // set before exited is closed
-	signal  func(os.Signal) error
 }
 
 type pgBinaries struct {
@@ -314,35 +307,18 @@ func (p *PG) Start() {
 func (p *PG) Running() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return false
-	}
-	select {
-	case <-p.cmd.exited:
-		return false
-	default:
-		return true
-	}
+	return p.cmd.running()
 }
 
 // Pid returns the process id of the server's postmaster, or 0 while stopped.
 func (p *PG) Pid() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cmd == nil {
-		return 0
-	}
-	return p.cmd.pid
+	return p.cmd.id()
 }
 
 // Log returns what the server has logged so far, across starts.
-func (p *PG) Log() string {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no server log: %v)", err)
-	}
-	return string(b)
-}
+func (p *PG) Log() string { return readLog(p.logPath, "server log") }
 
 func (p *PG) start() error {
 	p.mu.Lock()
@@ -387,7 +363,7 @@ func (p *PG) start() error {
 	if err := startCmd(cmd); err != nil {
 		return fmt.Errorf("%s: %w", p.bin.postgres, err)
 	}
-	proc := &pgProcess{pid: cmd.Process.Pid, exited: make(chan struct{}), signal: cmd.Process.Signal}
+	proc := &process{pid: cmd.Process.Pid, exited: make(chan struct{}), signal: cmd.Process.Signal}
 	go func() {
 		proc.waitErr = cmd.Wait()
 		close(proc.exited)
@@ -481,7 +457,7 @@ func (p *PG) stop() error {
 
 // stopProcess asks the postmaster for a fast shutdown (SIGINT), then for an
 // immediate one (SIGQUIT), then kills it, and waits until it has ended.
-func stopProcess(proc *pgProcess, timeout time.Duration) error {
+func stopProcess(proc *process, timeout time.Duration) error {
 	steps := []struct {
 		sig  os.Signal
 		wait time.Duration

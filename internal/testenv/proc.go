@@ -325,3 +325,41 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	}
 	return out.Close()
 }
+
+// process is a server process the harness started.
+type process struct {
+	pid     int
+	exited  chan struct{} // closed when the process has ended and been reaped
+	waitErr error         // set before exited is closed
+	signal  func(os.Signal) error
+}
+
+// running says whether p is a process that has not ended; p may be nil.
+func (p *process) running() bool {
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// id is p's process id, or 0 when p is nil.
+func (p *process) id() int {
+	if p == nil {
+		return 0
+	}
+	return p.pid
+}
+
+// readLog returns the log file at path, or a note saying why there is none.
+func readLog(path, what string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no %s: %v)", what, err)
+	}
+	return string(b)
+}

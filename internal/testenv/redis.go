@@ -86,14 +86,9 @@ type Redis struct {
 	extra    []string // command-line arguments for the first start
 
 	mu      sync.Mutex
-	proc    *redisProc // nil while stopped
-	started bool       // it started once: conf holds everything
+	proc    *process // nil while stopped
+	started bool     // it started once: conf holds everything
 	cleaned bool
-}
-
-type redisProc struct {
-	pid    int
-	exited chan struct{} // closed when the process has ended and been reaped
 }
 
 var redisServers atomic.Int64 // numbers the servers' folders
@@ -224,35 +219,18 @@ func (r *Redis) Start() {
 func (r *Redis) Running() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.proc == nil {
-		return false
-	}
-	select {
-	case <-r.proc.exited:
-		return false
-	default:
-		return true
-	}
+	return r.proc.running()
 }
 
 // Pid returns the server's process id, or 0 while stopped.
 func (r *Redis) Pid() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.proc == nil {
-		return 0
-	}
-	return r.proc.pid
+	return r.proc.id()
 }
 
 // Log returns what the server has logged so far, across starts.
-func (r *Redis) Log() string {
-	b, err := os.ReadFile(r.logPath)
-	if err != nil {
-		return fmt.Sprintf("(no server log: %v)", err)
-	}
-	return string(b)
-}
+func (r *Redis) Log() string { return readLog(r.logPath, "server log") }
 
 // Client returns a go-redis client to the server, closed by t.Cleanup
 // (before the server stops).
@@ -314,7 +292,7 @@ func (r *Redis) start() error {
 	if err := startCmd(cmd); err != nil {
 		return fmt.Errorf("%s: %w", r.bin, err)
 	}
-	proc := &redisProc{pid: cmd.Process.Pid, exited: make(chan struct{})}
+	proc := &process{pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		close(proc.exited)
@@ -493,7 +471,7 @@ func (r *Redis) stop() error {
 // killRedis sends SIGKILL to the server's process group (the server and any
 // child it forked to send a replica its data) and waits until the server
 // has ended.
-func killRedis(proc *redisProc) error {
+func killRedis(proc *process) error {
 	select {
 	case <-proc.exited:
 		return nil
