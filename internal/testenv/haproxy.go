@@ -372,26 +372,7 @@ func (h *HAProxyProc) stop() error {
 	if proc == nil {
 		return nil
 	}
-	for _, s := range []struct {
-		sig  os.Signal
-		wait time.Duration
-	}{{syscall.SIGTERM, hapStopTimeout}, {syscall.SIGKILL, 10 * time.Second}} {
-		select {
-		case <-proc.exited:
-			return nil
-		default:
-		}
-		_ = proc.signal(s.sig) // fails only when it has already ended
-		select {
-		case <-proc.exited:
-			if s.sig != syscall.SIGTERM {
-				return fmt.Errorf("haproxy (pid %d) ignored SIGTERM; sent %v", proc.pid, s.sig)
-			}
-			return nil
-		case <-time.After(s.wait):
-		}
-	}
-	return fmt.Errorf("haproxy (pid %d) did not end, even on SIGKILL", proc.pid)
+	return proc.terminate("haproxy", signalStep{syscall.SIGTERM, hapStopTimeout}, signalStep{syscall.SIGKILL, 10 * time.Second})
 }
 
 func (h *HAProxyProc) cleanup() {

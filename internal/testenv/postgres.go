@@ -458,31 +458,9 @@ func (p *PG) stop() error {
 // stopProcess asks the postmaster for a fast shutdown (SIGINT), then for an
 // immediate one (SIGQUIT), then kills it, and waits until it has ended.
 func stopProcess(proc *process, timeout time.Duration) error {
-	steps := []struct {
-		sig  os.Signal
-		wait time.Duration
-	}{
-		{syscall.SIGINT, timeout},
-		{syscall.SIGQUIT, 10 * time.Second},
-		{syscall.SIGKILL, 10 * time.Second},
-	}
-	for _, s := range steps {
-		select {
-		case <-proc.exited:
-			return nil
-		default:
-		}
-		_ = proc.signal(s.sig) // fails only when it has already ended
-		select {
-		case <-proc.exited:
-			if s.sig != syscall.SIGINT {
-				return fmt.Errorf("postgres (pid %d) ignored fast shutdown; sent %v", proc.pid, s.sig)
-			}
-			return nil
-		case <-time.After(s.wait):
-		}
-	}
-	return fmt.Errorf("postgres (pid %d) did not end, even on SIGKILL", proc.pid)
+	// SIGINT is PostgreSQL's fast shutdown; SIGQUIT its immediate one.
+	return proc.terminate("postgres", signalStep{syscall.SIGINT, timeout},
+		signalStep{syscall.SIGQUIT, 10 * time.Second}, signalStep{syscall.SIGKILL, 10 * time.Second})
 }
 
 func (p *PG) cleanup() {

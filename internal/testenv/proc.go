@@ -363,3 +363,34 @@ func readLog(path, what string) string {
 	}
 	return string(b)
 }
+
+// signalStep is one step of ending a process: a signal, and how long to
+// wait for the process to end after it.
+type signalStep struct {
+	sig  os.Signal
+	wait time.Duration
+}
+
+// terminate sends the steps' signals in turn until the process has ended.
+// An end that needed more than the first signal is reported as an error
+// naming the signal that worked, so a server that ignores a clean stop is
+// noticed; name names the program in messages.
+func (p *process) terminate(name string, steps ...signalStep) error {
+	for _, s := range steps {
+		select {
+		case <-p.exited:
+			return nil
+		default:
+		}
+		_ = p.signal(s.sig) // fails only when it has already ended
+		select {
+		case <-p.exited:
+			if s.sig != steps[0].sig {
+				return fmt.Errorf("%s (pid %d) ignored %v; sent %v", name, p.pid, steps[0].sig, s.sig)
+			}
+			return nil
+		case <-time.After(s.wait):
+		}
+	}
+	return fmt.Errorf("%s (pid %d) did not end, even on %v", name, p.pid, steps[len(steps)-1].sig)
+}
