@@ -49,7 +49,8 @@ func newApp() *cli.Command {
 		DefaultCommand: "serve",
 		Description: `Every flag can also be set with an environment variable: EVENTLISTENER_ and the
 flag's name in upper snake case (--http-addr is EVENTLISTENER_HTTP_ADDR);
---database-url also reads DATABASE_URL and --elasticsearch-url ELASTICSEARCH_URL.
+--database-url also reads DATABASE_URL, --elasticsearch-url ELASTICSEARCH_URL
+and --redis-url REDIS_URL. "eventlistener serve --help" lists every setting.
 With no store configured, events are written as NDJSON files under --data-dir.`,
 		Commands: []*cli.Command{serveCommand(), replayCommand(), migrateCommand(), versionCommand()},
 	}
