@@ -288,16 +288,7 @@ func (p *PG) Stop() {
 // call it from the goroutine running the test.
 func (p *PG) Start() {
 	p.t.Helper()
-	var err error
-	for try := 0; try < 5; try++ {
-		// The port was this server's; if something took it in the
-		// meantime, it may let it go soon.
-		if err = p.start(); !errors.Is(err, errPortTaken) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := restartOnSamePort(p.start); err != nil {
 		p.t.Fatalf("testenv: restart PostgreSQL: %v", err)
 	}
 }

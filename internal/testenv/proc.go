@@ -394,3 +394,17 @@ func (p *process) terminate(name string, steps ...signalStep) error {
 	}
 	return fmt.Errorf("%s (pid %d) did not end, even on %v", name, p.pid, steps[len(steps)-1].sig)
 }
+
+// restartOnSamePort runs start, trying again for about a second while the
+// port is taken: the port was the server's, and whatever took it in the
+// meantime may let it go soon.
+func restartOnSamePort(start func() error) error {
+	var err error
+	for range 5 {
+		if err = start(); !errors.Is(err, errPortTaken) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
+}

@@ -201,16 +201,7 @@ func (r *Redis) Stop() {
 // call it from the goroutine running the test.
 func (r *Redis) Start() {
 	r.t.Helper()
-	var err error
-	for range 5 {
-		// The port was this server's; if something took it in the
-		// meantime, it may let it go soon.
-		if err = r.start(); !errors.Is(err, errPortTaken) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
+	if err := restartOnSamePort(r.start); err != nil {
 		r.t.Fatalf("testenv: restart %s: %v", r.what(), err)
 	}
 }
