@@ -80,11 +80,7 @@ func (w *batcher) Receive(c actor.Context) {
 	case *batchDone:
 		w.inFlight--
 		w.metrics.inFlight.Dec()
-		var bytes int64
-		for i := range m.batch.Events {
-			bytes += int64(m.batch.Events[i].Size())
-		}
-		w.release(len(m.batch.Events), bytes)
+		w.release(len(m.batch.Events), m.batch.Bytes)
 		w.pump(c)
 	case *drain:
 		w.drainers = append(w.drainers, c.Sender())

@@ -122,7 +122,7 @@ func (b *buffer) flush(c actor.Context, r Reason) {
 	if len(b.events) == 0 {
 		return
 	}
-	batch := &event.Batch{ID: b.newID(), Events: b.events}
+	batch := &event.Batch{ID: b.newID(), Events: b.events, Bytes: int64(b.policy.Bytes())}
 	b.events = nil
 	b.policy.Reset()
 	b.metrics.flushed(r, len(batch.Events))

@@ -58,6 +58,9 @@ func (p *Policy) Add(size int) Reason {
 	return ReasonNone
 }
 
+// Bytes is the sum of the sizes added to the batch.
+func (p *Policy) Bytes() int { return p.bytes }
+
 // Empty says whether the batch holds no event.
 func (p *Policy) Empty() bool { return p.count == 0 }
 

@@ -47,4 +47,6 @@ func (e *Event) Size() int {
 type Batch struct {
 	ID     string
 	Events []Event
+	// Bytes is the sum of the events' Size, counted once as they arrived.
+	Bytes int64
 }
