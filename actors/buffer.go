@@ -7,11 +7,13 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"eventlistener/event"
+	"eventlistener/wal"
 )
 
-// ingest carries one request's events to the buffer.
+// ingest carries records the WAL made durable to the buffer, in offset
+// order.
 type ingest struct {
-	events []event.Event
+	recs []wal.Committed
 }
 
 // tick is the buffer's timer message. gen names the batch it was armed for,
@@ -26,19 +28,21 @@ type tick struct {
 // due, or when it stops, and is idle again.
 type buffer struct {
 	policy   Policy
-	batcher  *actor.PID
+	sinks    []*actor.PID // every sink's pipeline gets every batch
 	metrics  *Metrics
 	log      *slog.Logger
 	newID    func() string
 	behavior actor.Behavior
 
 	events []event.Event
+	first  uint64 // offset of events[0]
+	next   uint64 // offset the next event must have
 	gen    uint64
 	timer  *time.Timer
 }
 
-func newBuffer(p Policy, batcher *actor.PID, m *Metrics, log *slog.Logger, newID func() string) *buffer {
-	b := &buffer{policy: p, batcher: batcher, metrics: m, log: log, newID: newID}
+func newBuffer(p Policy, sinks []*actor.PID, next uint64, m *Metrics, log *slog.Logger, newID func() string) *buffer {
+	b := &buffer{policy: p, sinks: sinks, next: next, first: next, metrics: m, log: log, newID: newID}
 	b.behavior.Become(b.idle)
 	return b
 }
@@ -62,14 +66,28 @@ func (b *buffer) idle(c actor.Context) {
 	if !ok {
 		return
 	}
-	b.add(c, m.events)
+	b.take(c, m)
+}
+
+func (b *buffer) take(c actor.Context, m *ingest) {
+	for _, r := range m.recs {
+		if r.First != b.next {
+			// Only after a restart of this actor, which starts from the
+			// offset the engine started with; the sinks read any gap back
+			// from the WAL.
+			b.log.Warn("WAL record does not follow the last one; starting a new batch", "first", r.First, "want", b.next)
+			b.flush(c, ReasonShutdown)
+			b.next, b.first = r.First, r.First
+		}
+		b.add(c, r.Events)
+	}
 }
 
 // filling is the state with a batch under way.
 func (b *buffer) filling(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *ingest:
-		b.add(c, m.events)
+		b.take(c, m)
 	case *tick:
 		if m.gen != b.gen {
 			return // armed for a batch already flushed
@@ -91,6 +109,7 @@ func (b *buffer) add(c actor.Context, events []event.Event) {
 			b.events = make([]event.Event, 0, min(b.policy.MaxEvents, 4096))
 		}
 		b.events = append(b.events, events[i])
+		b.next++
 		if r := b.policy.Add(events[i].Size()); r != ReasonNone {
 			b.flush(c, r)
 		}
@@ -111,7 +130,7 @@ func (b *buffer) arm(c actor.Context, d time.Duration) {
 	b.timer = time.AfterFunc(d, func() { root.Send(self, &tick{gen: gen}) })
 }
 
-// flush hands the batch to the batcher and returns to idle.
+// flush hands the batch to every sink's pipeline and returns to idle.
 func (b *buffer) flush(c actor.Context, r Reason) {
 	b.gen++
 	if b.timer != nil {
@@ -122,10 +141,13 @@ func (b *buffer) flush(c actor.Context, r Reason) {
 	if len(b.events) == 0 {
 		return
 	}
-	batch := &event.Batch{ID: b.newID(), Events: b.events, Bytes: int64(b.policy.Bytes())}
+	batch := &event.Batch{ID: b.newID(), First: b.first, Events: b.events, Bytes: int64(b.policy.Bytes())}
+	b.first = b.next
 	b.events = nil
 	b.policy.Reset()
 	b.metrics.flushed(r, len(batch.Events))
 	b.log.Debug("batch flushed", "batch", batch.ID, "events", len(batch.Events), "reason", string(r))
-	c.Send(b.batcher, batch)
+	for _, p := range b.sinks {
+		c.Send(p, batch) // shared: nobody changes a batch's events
+	}
 }

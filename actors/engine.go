@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,13 +19,53 @@ import (
 	"eventlistener/infra/haproxy"
 	"eventlistener/infra/vip"
 	"eventlistener/sinks"
+	"eventlistener/wal"
 )
 
-// Errors Ingest returns; the API answers both with 503 and Retry-After.
+// Errors Ingest returns; the API answers them with 503 and Retry-After.
 var (
-	ErrOverloaded   = errors.New("too many events waiting to be stored; retry later")
+	ErrOverloaded   = errors.New("too many events waiting to be written to the WAL; retry later")
 	ErrShuttingDown = errors.New("shutting down; retry on another node or later")
+	ErrWALFull      = errors.New("the write-ahead log is full while a store is behind; retry later")
+	ErrWALFailed    = errors.New("the write-ahead log failed (see the log); this node takes no events until restarted")
 )
+
+// AckMode says when a request is answered.
+type AckMode string
+
+const (
+	// AckDurable answers once the events are synced to the WAL: a crash or
+	// power cut loses none of them.
+	AckDurable AckMode = "durable"
+	// AckMemory answers once the events are queued for the WAL, before they
+	// are written: a crash loses those not yet synced (usually the last few
+	// milliseconds).
+	AckMemory AckMode = "memory"
+)
+
+// WALFull says what happens when the WAL reaches its size limit.
+type WALFull string
+
+const (
+	// WALSpill moves the most lagging sink's oldest events to its fallback
+	// log, so ingest and the other sinks go on.
+	WALSpill WALFull = "spill"
+	// WALReject answers 503 until the sinks catch up.
+	WALReject WALFull = "reject"
+)
+
+// WALConfig configures the write-ahead log.
+type WALConfig struct {
+	Dir          string
+	SegmentBytes int64
+	// MaxBytes bounds the WAL on disk; Full says what happens at the bound.
+	MaxBytes int64
+	Full     WALFull
+	// QueueBytes bounds the events read and waiting to be written.
+	QueueBytes int64
+	// FS is the file system (tests simulate power cuts); default the OS's.
+	FS wal.FS
+}
 
 // Config is what the engine needs. Zero fields take the defaults of
 // DefaultConfig.
@@ -35,20 +76,26 @@ type Config struct {
 	Idle      time.Duration
 	MaxAge    time.Duration
 
-	// MaxInFlight bounds the batches written at once.
+	// MaxInFlight bounds the batches each sink writes at once.
 	MaxInFlight int
-	// MaxPendingEvents and MaxPendingBytes bound what is accepted and not yet
-	// stored; past them Ingest returns ErrOverloaded.
-	MaxPendingEvents int64
-	MaxPendingBytes  int64
-	// Retry bounds how long a sink is retried before the fallback log.
+	// Window is how many batches each sink keeps in memory beyond those in
+	// flight; the rest it reads back from the WAL.
+	Window int
+	// Retry says how sinks are retried; MaxElapsed is ignored (a sink is
+	// retried until its store is back).
 	Retry sinks.Retry
+	// Migrate makes each sink create its table or template before its first
+	// write, retrying in the background until the store answers.
+	Migrate bool
+
+	WAL WALConfig
+	Ack AckMode
 
 	Sinks    []sinks.Sink
 	Fallback Fallback
 	// Redis, when set, runs the Redis subscriber beside the buffer.
 	Redis *RedisConfig
-	// Notifier, when set, is told about every batch written.
+	// Notifier, when set, is told about every batch each sink finished.
 	Notifier Notifier
 	// Proxy, when set, runs the HAProxy watcher.
 	Proxy *ProxyConfig
@@ -77,10 +124,18 @@ var DefaultConfig = Config{
 	MaxAge: time.Second,
 	// Four COPY streams saturate PostgreSQL on a small machine.
 	MaxInFlight: 4,
-	// About 256 MiB of events at most, whichever limit comes first.
-	MaxPendingEvents: 200_000,
-	MaxPendingBytes:  256 << 20,
-	Retry:            sinks.DefaultRetry,
+	// Eight batches (at most 32 MiB) per sink ride out a short hiccup
+	// without reading back from disk; a longer outage costs no memory.
+	Window: 8,
+	Retry:  sinks.DefaultRetry,
+	WAL: WALConfig{
+		// 4 GiB: at 10,000 events/s of 1 KiB, about seven minutes of a
+		// store being down; at 1,000 events/s over an hour.
+		MaxBytes:   4 << 30,
+		Full:       WALSpill,
+		QueueBytes: wal.DefaultOptions.MaxQueueBytes,
+	},
+	Ack: AckDurable,
 }
 
 func (c *Config) applyDefaults() {
@@ -100,14 +155,24 @@ func (c *Config) applyDefaults() {
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = d.MaxInFlight
 	}
-	if c.MaxPendingEvents <= 0 {
-		c.MaxPendingEvents = d.MaxPendingEvents
-	}
-	if c.MaxPendingBytes <= 0 {
-		c.MaxPendingBytes = d.MaxPendingBytes
+	if c.Window <= 0 {
+		c.Window = d.Window
 	}
 	if c.Retry == (sinks.Retry{}) {
 		c.Retry = d.Retry
+	}
+	c.Retry.MaxElapsed = 0
+	if c.WAL.MaxBytes <= 0 {
+		c.WAL.MaxBytes = d.WAL.MaxBytes
+	}
+	if c.WAL.Full == "" {
+		c.WAL.Full = d.WAL.Full
+	}
+	if c.WAL.QueueBytes <= 0 {
+		c.WAL.QueueBytes = d.WAL.QueueBytes
+	}
+	if c.Ack == "" {
+		c.Ack = d.Ack
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -117,40 +182,49 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// Engine is the actor system that batches events and writes them. Ingest is
-// the one way in.
+// Engine is the actor system that logs, batches and writes events. Ingest
+// is the one way in.
 type Engine struct {
-	cfg     Config
-	sys     *actor.ActorSystem
-	buffer  *actor.PID
-	batcher *actor.PID
-	duties  *actor.PID // runs the master's duties
-	proxy   *actor.PID // nil without HAProxy
-	master  *masterState
-	redisSt *redisState // nil without Redis
-	redisM  *redisMetrics
-	proxySt *proxyState // nil without HAProxy
-	proxyC  *haproxy.Client
-	metrics *Metrics
-	log     *slog.Logger
+	cfg       Config
+	sys       *actor.ActorSystem
+	wal       *wal.WAL
+	recovered wal.Recovery
+	buffer    *actor.PID
+	pipes     []*actor.PID
+	states    []*sinkState
+	duties    *actor.PID // runs the master's duties
+	proxy     *actor.PID // nil without HAProxy
+	master    *masterState
+	redisSt   *redisState // nil without Redis
+	redisM    *redisMetrics
+	proxySt   *proxyState // nil without HAProxy
+	proxyC    *haproxy.Client
+	notifier  *notifier // nil without a Notifier
+	metrics   *Metrics
+	log       *slog.Logger
 
 	// mu orders Ingest against Close: once closing is set under the write
-	// lock, no Ingest can still be on its way to the buffer.
+	// lock, no Ingest can still be on its way to the WAL.
 	mu           sync.RWMutex
 	closing      bool // Ingest refuses requests from the API
 	closeStarted bool // Close ran
-	closed       bool // the siblings are stopped too: nothing may reach the buffer
+	closed       bool // the siblings are stopped too: nothing may reach the WAL
 
-	pendingEvents atomic.Int64
-	pendingBytes  atomic.Int64
+	walBytes atomic.Int64 // the WAL's size, as of the last check
+	lost     atomic.Int64 // acknowledged events that are gone (memory mode)
 
-	writeCtx      context.Context
-	cancelWrite   context.CancelFunc
-	abandonCtx    context.Context
-	cancelAbandon context.CancelFunc
+	// progress wakes whoever waits for the sinks (?ack=stored, release).
+	progressMu sync.Mutex
+	progressCh chan struct{}
+	release    chan struct{}
+	releaseEnd chan struct{}
+
+	pipeCtx    context.Context
+	cancelPipe context.CancelFunc
 }
 
-// Start builds the actor system and spawns the batcher and the buffer.
+// Start opens the WAL (delivering again what it holds), and spawns the
+// buffer, one pipeline per sink, and the siblings.
 func Start(cfg Config) (*Engine, error) {
 	cfg.applyDefaults()
 	if len(cfg.Sinks) == 0 {
@@ -159,35 +233,55 @@ func Start(cfg Config) (*Engine, error) {
 	if cfg.Fallback == nil {
 		return nil, errors.New("no fallback log configured")
 	}
-	e := &Engine{cfg: cfg, log: cfg.Logger, master: &masterState{}}
+	if cfg.WAL.Dir == "" {
+		return nil, errors.New("no WAL folder configured")
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, master: &masterState{}, progressCh: make(chan struct{}),
+		release: make(chan struct{}, 1), releaseEnd: make(chan struct{})}
 	e.metrics = newMetrics(cfg.Registerer, e)
-	e.writeCtx, e.cancelWrite = context.WithCancel(context.Background())
-	e.abandonCtx, e.cancelAbandon = context.WithCancel(context.Background())
+	e.pipeCtx, e.cancelPipe = context.WithCancel(context.Background())
 	protoLog := cfg.Logger.With("component", "protoactor")
 	e.sys = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return protoLog }),
 		actor.WithDeadLetterThrottleCount(10),
 		actor.WithDeadLetterThrottleInterval(10*time.Second),
 	)
-	// A crash restarts the actor (the buffer hands over what it holds when
-	// it restarts); ten crashes in ten seconds stop it.
+	// A crash restarts the actor; ten crashes in ten seconds stop it. The
+	// buffer hands over what it holds when it restarts; a pipeline is never
+	// restarted, as its state is its place in the WAL (see pipelineProps).
 	restart := actor.WithGuardian(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider))
 
-	var err error
-	e.batcher, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &batcher{
-			sinks: cfg.Sinks, fallback: cfg.Fallback, retry: cfg.Retry, maxInFlight: cfg.MaxInFlight,
-			ctx: e.writeCtx, abandon: e.abandonCtx, release: e.release, notifier: cfg.Notifier, metrics: e.metrics, log: cfg.Logger,
-		}
-	}, restart), "batcher")
+	w, rec, err := wal.Open(wal.Options{
+		Dir: cfg.WAL.Dir, SegmentBytes: cfg.WAL.SegmentBytes, MaxQueueBytes: cfg.WAL.QueueBytes, FS: cfg.WAL.FS,
+		Logger: cfg.Logger.With("component", "wal"), OnCommit: e.committed,
+		OnSync: func(d time.Duration, records int) {
+			e.metrics.walSync.Observe(d.Seconds())
+			e.metrics.walRecords.Observe(float64(records))
+		},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("cannot start the batcher: %w", err)
+		return nil, fmt.Errorf("cannot open the WAL in %s: %w", cfg.WAL.Dir, err)
 	}
+	e.wal, e.recovered = w, rec
+	e.logRecovery(rec)
+	e.walBytes.Store(w.Stats().Bytes)
+	if cfg.Notifier != nil {
+		e.notifier = startNotifier(cfg.Notifier, e.metrics, cfg.Logger.With("component", "notify"))
+	}
+	for _, s := range cfg.Sinks {
+		if err := e.startPipeline(s, rec); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	go e.releaser()
 	policy := Policy{MaxEvents: cfg.MaxEvents, MaxBytes: cfg.MaxBytes, Idle: cfg.Idle, MaxAge: cfg.MaxAge}
+	pipes := e.pipes
 	e.buffer, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return newBuffer(policy, e.batcher, e.metrics, cfg.Logger, newBatchID)
+		return newBuffer(policy, pipes, rec.Next, e.metrics, cfg.Logger, newBatchID)
 	}, restart), "buffer")
 	if err != nil {
+		w.Close()
 		return nil, fmt.Errorf("cannot start the buffer: %w", err)
 	}
 	if err := e.startDuties(cfg, restart); err != nil {
@@ -199,6 +293,530 @@ func Start(cfg Config) (*Engine, error) {
 		}
 	}
 	return e, nil
+}
+
+func (e *Engine) logRecovery(rec wal.Recovery) {
+	args := []any{"dir", e.cfg.WAL.Dir, "segments", rec.Segments, "records", rec.Records, "events", rec.Events,
+		"first", rec.First, "next", rec.Next}
+	if rec.TornBytes > 0 {
+		args = append(args, "torn_bytes_cut", rec.TornBytes)
+	}
+	for _, q := range rec.Quarantined {
+		e.metrics.walQuarantined.Add(float64(q.To - q.From))
+		e.log.Error("WAL: events lost to a bad record; the bytes are kept in quarantine",
+			"segment", q.Segment, "file", q.File, "events", q.To-q.From, "reason", q.Reason)
+	}
+	if rec.Events > 0 {
+		e.log.Info("WAL recovered: delivering its events again to every sink (stores drop the ids they hold)", args...)
+	} else {
+		e.log.Info("WAL opened", args...)
+	}
+}
+
+// startPipeline spawns the batch actor of one sink. It starts with the
+// whole recovered WAL to deliver.
+func (e *Engine) startPipeline(s sinks.Sink, rec wal.Recovery) error {
+	name := s.Name()
+	log := e.log.With("sink", name)
+	st := &sinkState{name: name}
+	st.cb = newBreaker(name, log, e.metrics)
+	st.done.Store(rec.First)
+	st.head.Store(rec.Next)
+	e.metrics.breaker.WithLabelValues(name).Set(0)
+	var notify func(BatchReport)
+	if e.notifier != nil {
+		notify = e.notifier.offer
+	}
+	cfg := pipelineConfig{maxInFlight: e.cfg.MaxInFlight, window: e.cfg.Window, maxEvents: e.cfg.MaxEvents,
+		maxBytes: e.cfg.MaxBytes, retry: e.cfg.Retry, migrate: e.cfg.Migrate}
+	// No restart: a panic in Receive would lose the pipeline's place; the
+	// sink's own panics are recovered in the write goroutine instead.
+	stop := actor.WithGuardian(actor.NewOneForOneStrategy(0, time.Second, func(any) actor.Directive { return actor.StopDirective }))
+	pid, err := e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &pipeline{sink: guarded{Sink: s, cb: st.cb}, raw: s, fallback: e.cfg.Fallback, wal: e.wal,
+			cursor: e.wal.NewCursor(rec.First), cfg: cfg, ctx: e.pipeCtx, state: st, metrics: e.metrics,
+			log: log, newID: newBatchID, progress: e.progressed, notify: notify,
+			head: rec.Next, dispatched: rec.First}
+	}, stop), "sink-"+name)
+	if err != nil {
+		return fmt.Errorf("cannot start the %s pipeline: %w", name, err)
+	}
+	e.pipes = append(e.pipes, pid)
+	e.states = append(e.states, st)
+	return nil
+}
+
+// committed is the WAL's OnCommit: the records go to the buffer in offset
+// order.
+func (e *Engine) committed(recs []wal.Committed) {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Events)
+	}
+	e.metrics.accepted.Add(float64(n))
+	e.sys.Root.Send(e.buffer, &ingest{recs: recs})
+}
+
+// progressed is told by a pipeline that its watermark moved.
+func (e *Engine) progressed() {
+	e.progressMu.Lock()
+	close(e.progressCh)
+	e.progressCh = make(chan struct{})
+	e.progressMu.Unlock()
+	select {
+	case e.release <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) progressChan() <-chan struct{} {
+	e.progressMu.Lock()
+	defer e.progressMu.Unlock()
+	return e.progressCh
+}
+
+// done is the lowest watermark of the sinks: every event before it is done
+// everywhere.
+func (e *Engine) done() uint64 {
+	low := uint64(math.MaxUint64)
+	for _, st := range e.states {
+		low = min(low, st.done.Load())
+	}
+	return low
+}
+
+// releaser deletes the WAL segments every sink is done with, and acts when
+// the WAL is full. It runs until Close.
+func (e *Engine) releaser() {
+	defer close(e.releaseEnd)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.release:
+		case <-tick.C:
+		case <-e.pipeCtx.Done():
+			return
+		}
+		if n, err := e.wal.Release(e.done()); err != nil {
+			e.log.Error("cannot delete WAL segments", "error", err)
+		} else if n > 0 {
+			e.log.Debug("WAL segments deleted", "segments", n)
+		}
+		st := e.wal.Stats()
+		e.walBytes.Store(st.Bytes)
+		if st.Bytes >= e.cfg.WAL.MaxBytes && e.cfg.WAL.Full == WALSpill {
+			e.spill(st)
+		}
+	}
+}
+
+// spill asks the most lagging sink to move its events of the oldest segment
+// to its fallback log.
+func (e *Engine) spill(st wal.Stats) {
+	lag, at := -1, uint64(math.MaxUint64)
+	for i, s := range e.states {
+		if d := s.done.Load(); d < at && s.lag() > 0 {
+			lag, at = i, d
+		}
+	}
+	if lag < 0 {
+		return
+	}
+	upTo := e.wal.SegmentEnd(at)
+	if upTo <= at {
+		return
+	}
+	e.sys.Root.Send(e.pipes[lag], &spill{upTo: upTo})
+}
+
+func newBatchID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// Ingest logs one request's events and hands them on, all or none. With
+// AckDurable it returns once they are synced to the WAL. It returns
+// ErrOverloaded, ErrWALFull, ErrWALFailed or ErrShuttingDown when it took
+// none of them.
+func (e *Engine) Ingest(events []event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	_, err := e.ingest(events, false, e.cfg.Ack == AckDurable)
+	return err
+}
+
+// IngestStored logs one request's events and returns once every sink has
+// stored them or put them in its fallback log, or ctx is done (the events
+// are durable either way). It returns each sink's outcome.
+func (e *Engine) IngestStored(ctx context.Context, events []event.Event) (map[string]string, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	first, err := e.ingest(events, false, true)
+	if err != nil {
+		return nil, err
+	}
+	end := first + uint64(len(events))
+	for {
+		ch := e.progressChan()
+		out, all := map[string]string{}, true
+		for _, st := range e.states {
+			if st.done.Load() >= end {
+				out[st.name] = "done"
+			} else {
+				out[st.name] = "pending"
+				all = false
+			}
+		}
+		if all {
+			return out, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
+// ingestSibling is Ingest for the sibling actors: they are stopped before
+// the WAL closes, so they may go on until then even after StopAccepting.
+func (e *Engine) ingestSibling(events []event.Event) error {
+	_, err := e.ingest(events, true, true)
+	return err
+}
+
+func (e *Engine) ingest(events []event.Event, sibling, wait bool) (uint64, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	n := int64(len(events))
+	if e.closed || (e.closing && !sibling) {
+		e.refused("shutting_down", n)
+		return 0, ErrShuttingDown
+	}
+	if err := e.full(); err != nil {
+		e.refused("wal_full", n)
+		return 0, err
+	}
+	ch, err := e.wal.Enqueue(events)
+	if err != nil {
+		return 0, e.walError(err, n)
+	}
+	if !wait {
+		go e.watchUnsynced(ch, len(events))
+		return 0, nil
+	}
+	r := <-ch
+	if r.Err != nil {
+		return 0, e.walError(r.Err, n)
+	}
+	return r.First, nil
+}
+
+// watchUnsynced counts acknowledged events (AckMemory) the WAL then failed
+// to write: they are lost.
+func (e *Engine) watchUnsynced(ch <-chan wal.Result, n int) {
+	if r := <-ch; r.Err != nil {
+		e.lost.Add(int64(n))
+		e.metrics.lost.WithLabelValues("wal").Add(float64(n))
+		e.log.Error("EVENTS LOST: acknowledged (--ack memory) but the WAL could not write them", "events", n, "error", r.Err)
+	}
+}
+
+func (e *Engine) walError(err error, n int64) error {
+	switch {
+	case errors.Is(err, wal.ErrQueueFull):
+		e.refused("overloaded", n)
+		return ErrOverloaded
+	case errors.Is(err, wal.ErrClosed):
+		e.refused("shutting_down", n)
+		return ErrShuttingDown
+	case errors.Is(err, wal.ErrFailed):
+		e.refused("wal_failed", n)
+		return ErrWALFailed
+	}
+	// A write that failed without failing the log (a full disk): this
+	// request is refused, the next may succeed.
+	e.refused("wal_error", n)
+	return fmt.Errorf("%w: %v", ErrOverloaded, err)
+}
+
+// full says whether the WAL is at its bound with --wal-full reject.
+func (e *Engine) full() error {
+	if e.cfg.WAL.Full == WALReject && e.walBytes.Load() >= e.cfg.WAL.MaxBytes {
+		return ErrWALFull
+	}
+	return nil
+}
+
+// Admit says whether a request may be read at all; the API asks before it
+// spends time decoding a body only to refuse it. Ingest still checks.
+func (e *Engine) Admit() error {
+	if !e.Accepting() {
+		e.refused("shutting_down", 0)
+		return ErrShuttingDown
+	}
+	if err := e.wal.Err(); err != nil {
+		e.refused("wal_failed", 0)
+		return ErrWALFailed
+	}
+	if err := e.full(); err != nil {
+		e.refused("wal_full", 0)
+		return err
+	}
+	if e.wal.Stats().QueuedBytes >= e.cfg.WAL.QueueBytes {
+		e.refused("overloaded", 0)
+		return ErrOverloaded
+	}
+	return nil
+}
+
+// refused counts a refused request and its events (0 when not read).
+func (e *Engine) refused(reason string, events int64) {
+	e.metrics.rejectedRequests.WithLabelValues(reason).Inc()
+	if events > 0 {
+		e.metrics.rejected.WithLabelValues(reason).Add(float64(events))
+	}
+}
+
+// Pending says how many events some sink has not finished yet.
+func (e *Engine) Pending() int64 {
+	var n uint64
+	for _, st := range e.states {
+		n = max(n, st.lag())
+	}
+	return int64(n)
+}
+
+// Accepting says whether Ingest takes events (false once Close began).
+func (e *Engine) Accepting() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return !e.closing
+}
+
+// Ready says whether this node can take events now: not stopping, the WAL
+// healthy and not full. The stores' health is reported, not required: their
+// events wait in the WAL.
+func (e *Engine) Ready() error {
+	if !e.Accepting() {
+		return ErrShuttingDown
+	}
+	if err := e.wal.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrWALFailed, err)
+	}
+	return e.full()
+}
+
+// Ping checks every sink.
+func (e *Engine) Ping(ctx context.Context) error {
+	var errs []error
+	for _, s := range e.cfg.Sinks {
+		if err := s.Ping(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Sinks lists the sink names.
+func (e *Engine) Sinks() []string {
+	names := make([]string, len(e.cfg.Sinks))
+	for i, s := range e.cfg.Sinks {
+		names[i] = s.Name()
+	}
+	return names
+}
+
+// StopAccepting makes Admit and Ingest refuse from now on (503 at the
+// API, and /readyz says so), the first step of a shutdown.
+func (e *Engine) StopAccepting() {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+}
+
+// ErrEventsLost is what Close returns when acknowledged events are gone.
+var ErrEventsLost = errors.New("acknowledged events were lost")
+
+// Close stops taking events, writes what is queued to the WAL, flushes the
+// buffer, and gives the sinks until ctx is done; what they have not
+// finished stays in the WAL for the next start. It returns ErrEventsLost
+// (wrapped) if any acknowledged event is gone.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	already := e.closeStarted
+	e.closing, e.closeStarted = true, true
+	e.mu.Unlock()
+	if already {
+		return errors.New("engine already closed")
+	}
+	start := time.Now()
+	// Siblings first: what they still send reaches the WAL.
+	for _, pid := range []*actor.PID{e.proxy, e.duties} {
+		if pid == nil {
+			continue
+		}
+		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
+			e.log.Error("actor did not stop in time", "actor", pid.Id, "error", err)
+		}
+	}
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	// The WAL writes and syncs what is queued, then hands it to the buffer,
+	// which flushes when it stops.
+	walErr := e.wal.Close()
+	if err := e.sys.Root.PoisonFuture(e.buffer).Wait(); err != nil {
+		e.log.Error("buffer did not stop in time", "error", err)
+	}
+	finished := e.drain(ctx)
+	e.cancelPipe() // writes still running stop; their events stay in the WAL
+	<-e.releaseEnd
+	for _, pid := range e.pipes {
+		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
+			e.log.Error("sink pipeline did not stop in time", "actor", pid.Id, "error", err)
+		}
+	}
+	if _, err := e.wal.Release(e.done()); err != nil {
+		e.log.Error("cannot delete WAL segments", "error", err)
+	}
+	var errs []error
+	if walErr != nil {
+		errs = append(errs, fmt.Errorf("cannot close the WAL: %w", walErr))
+	}
+	for _, s := range e.cfg.Sinks {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("cannot close %s: %w", s.Name(), err))
+		}
+	}
+	if e.notifier != nil {
+		e.notifier.close(time.Second)
+	}
+	e.sys.Shutdown()
+	args := []any{"took", time.Since(start).Round(time.Millisecond)}
+	for _, st := range e.states {
+		args = append(args, st.name+"_unfinished", st.lag())
+	}
+	if finished {
+		e.log.Info("engine stopped: every sink finished", args...)
+	} else {
+		e.log.Warn("engine stopped before every sink finished; the rest stays in the WAL and is delivered at the next start", args...)
+	}
+	if n := e.lost.Load(); n > 0 {
+		errs = append(errs, fmt.Errorf("%w: %d events acknowledged with --ack memory could not be written to the WAL", ErrEventsLost, n))
+	}
+	return errors.Join(errs...)
+}
+
+// drain waits until every pipeline has nothing left, or ctx is done.
+func (e *Engine) drain(ctx context.Context) bool {
+	timeout := time.Hour
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if timeout <= 0 {
+		return e.Pending() == 0
+	}
+	futures := make([]*actor.Future, len(e.pipes))
+	for i, pid := range e.pipes {
+		futures[i] = e.sys.Root.RequestFuture(pid, &drain{}, timeout)
+	}
+	ok := true
+	for _, f := range futures {
+		if _, err := f.Result(); err != nil {
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (e *Engine) redisMetrics() *redisMetrics { return e.redisM }
+
+// NodeStatus is this node's view of itself, for GET /v1/node.
+type NodeStatus struct {
+	Master    MasterStatus `json:"master"`
+	Accepting bool         `json:"accepting"`
+	Ready     bool         `json:"ready"`
+	NotReady  string       `json:"not_ready,omitempty"`
+	Ack       AckMode      `json:"ack"`
+	WAL       WALStatus    `json:"wal"`
+	Sinks     []SinkStatus `json:"sinks"`
+	Redis     *RedisStatus `json:"redis,omitempty"`
+	Proxy     *ProxyStatus `json:"proxy,omitempty"`
+}
+
+// WALStatus describes the write-ahead log.
+type WALStatus struct {
+	Dir         string `json:"dir"`
+	Segments    int    `json:"segments"`
+	Bytes       int64  `json:"bytes"`
+	MaxBytes    int64  `json:"max_bytes"`
+	Full        string `json:"when_full"`
+	First       uint64 `json:"first_offset"`
+	Next        uint64 `json:"next_offset"`
+	QueuedBytes int64  `json:"queued_bytes"`
+	Error       string `json:"error,omitempty"`
+}
+
+// SinkStatus is one sink's state.
+type SinkStatus struct {
+	Name      string `json:"name"`
+	Ready     bool   `json:"ready"` // its table or template is in place
+	Reachable bool   `json:"reachable"`
+	Breaker   string `json:"breaker"`
+	// LagEvents are logged and not yet done at this sink; LagBytes is the
+	// WAL they keep on disk.
+	LagEvents uint64 `json:"lag_events"`
+	LagBytes  int64  `json:"lag_bytes"`
+	DoneUpTo  uint64 `json:"done_offset"`
+	LastError string `json:"last_error,omitempty"`
+	ErrorAt   string `json:"last_error_at,omitempty"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Node reports the engine's state; it pings every sink, bounded by ctx.
+func (e *Engine) Node(ctx context.Context) NodeStatus {
+	ws := e.wal.Stats()
+	n := NodeStatus{Master: e.master.get(), Accepting: e.Accepting(), Ack: e.cfg.Ack,
+		WAL: WALStatus{Dir: e.cfg.WAL.Dir, Segments: ws.Segments, Bytes: ws.Bytes, MaxBytes: e.cfg.WAL.MaxBytes,
+			Full: string(e.cfg.WAL.Full), First: ws.First, Next: ws.Next, QueuedBytes: ws.QueuedBytes}}
+	if err := e.wal.Err(); err != nil {
+		n.WAL.Error = err.Error()
+	}
+	if err := e.Ready(); err != nil {
+		n.NotReady = err.Error()
+	} else {
+		n.Ready = true
+	}
+	for i, s := range e.cfg.Sinks {
+		st := e.states[i]
+		ss := SinkStatus{Name: s.Name(), Ready: st.ready.Load(), Reachable: true, Breaker: st.cb.State().String(),
+			LagEvents: st.lag(), LagBytes: e.wal.BytesFrom(st.done.Load()), DoneUpTo: st.done.Load()}
+		st.mu.Lock()
+		if st.lastErr != "" {
+			ss.LastError, ss.ErrorAt = st.lastErr, st.errAt.UTC().Format(time.RFC3339)
+		}
+		st.mu.Unlock()
+		if err := s.Ping(ctx); err != nil {
+			ss.Reachable, ss.Error = false, err.Error()
+		}
+		n.Sinks = append(n.Sinks, ss)
+	}
+	if e.redisSt != nil {
+		r := e.redisSt.snapshot()
+		n.Redis = &r
+	}
+	if e.proxySt != nil {
+		p := e.proxySt.status()
+		n.Proxy = &p
+	}
+	return n
 }
 
 // startDuties spawns the actor that runs the master's duties: the Redis
@@ -241,242 +859,3 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 	return nil
 }
 
-func newBatchID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
-}
-
-// Ingest hands one request's events to the buffer, all or none. It returns
-// ErrOverloaded when the pending limits are reached and ErrShuttingDown once
-// Close has begun; either way none of the events was taken. It never blocks
-// on I/O.
-func (e *Engine) Ingest(events []event.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	return e.ingest(events, false)
-}
-
-// ingestSibling is Ingest for the sibling actors: they are stopped before
-// the buffer, so they may go on until then even after StopAccepting.
-func (e *Engine) ingestSibling(events []event.Event) error { return e.ingest(events, true) }
-
-func (e *Engine) ingest(events []event.Event, sibling bool) error {
-	var bytes int64
-	for i := range events {
-		bytes += int64(events[i].Size())
-	}
-	n := int64(len(events))
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed || (e.closing && !sibling) {
-		e.refused("shutting_down", n)
-		return ErrShuttingDown
-	}
-	// A request bigger than the whole limit is still taken when nothing is
-	// pending, so a limit set below the largest request cannot wedge a client.
-	pe := e.pendingEvents.Add(n)
-	pb := e.pendingBytes.Add(bytes)
-	if (pe > e.cfg.MaxPendingEvents || pb > e.cfg.MaxPendingBytes) && pe != n {
-		e.release(int(n), bytes)
-		e.refused("overloaded", n)
-		return ErrOverloaded
-	}
-	e.metrics.accepted.Add(float64(n))
-	e.sys.Root.Send(e.buffer, &ingest{events: events})
-	return nil
-}
-
-func (e *Engine) release(events int, bytes int64) {
-	e.pendingEvents.Add(-int64(events))
-	e.pendingBytes.Add(-bytes)
-}
-
-// Admit says whether a request may be read at all: ErrShuttingDown once
-// shutdown began, ErrOverloaded while the pending limits are reached. The
-// API asks before it spends time decoding a body only to refuse it; Ingest
-// still checks exactly.
-func (e *Engine) Admit() error {
-	if !e.Accepting() {
-		e.refused("shutting_down", 0)
-		return ErrShuttingDown
-	}
-	if e.pendingEvents.Load() >= e.cfg.MaxPendingEvents || e.pendingBytes.Load() >= e.cfg.MaxPendingBytes {
-		e.refused("overloaded", 0)
-		return ErrOverloaded
-	}
-	return nil
-}
-
-// refused counts a refused request and its events (0 when not read).
-func (e *Engine) refused(reason string, events int64) {
-	e.metrics.rejectedRequests.WithLabelValues(reason).Inc()
-	if events > 0 {
-		e.metrics.rejected.WithLabelValues(reason).Add(float64(events))
-	}
-}
-
-// Pending says how many events are accepted and not yet stored or in the
-// fallback log.
-func (e *Engine) Pending() int64 { return e.pendingEvents.Load() }
-
-// Accepting says whether Ingest takes events (false once Close began).
-func (e *Engine) Accepting() bool {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return !e.closing
-}
-
-// Ping checks every sink, for the readiness check.
-func (e *Engine) Ping(ctx context.Context) error {
-	var errs []error
-	for _, s := range e.cfg.Sinks {
-		if err := s.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// Sinks lists the sink names.
-func (e *Engine) Sinks() []string {
-	names := make([]string, len(e.cfg.Sinks))
-	for i, s := range e.cfg.Sinks {
-		names[i] = s.Name()
-	}
-	return names
-}
-
-// StopAccepting makes Admit and Ingest refuse from now on (503 at the
-// API, and /readyz says so), the first step of a shutdown.
-func (e *Engine) StopAccepting() {
-	e.mu.Lock()
-	e.closing = true
-	e.mu.Unlock()
-}
-
-// Close stops taking events, flushes the buffer and waits for the sinks
-// until ctx is done; then it cancels the writes still running, so their
-// events go to the fallback log, and waits for that. Then it closes the
-// sinks. Nothing accepted is dropped unless the fallback log itself cannot
-// be written within a minute after ctx is done.
-func (e *Engine) Close(ctx context.Context) error {
-	e.mu.Lock()
-	already := e.closeStarted
-	e.closing, e.closeStarted = true, true
-	e.mu.Unlock()
-	if already {
-		return errors.New("engine already closed")
-	}
-	start := time.Now()
-	// Siblings first: what they still receive reaches the buffer.
-	for _, pid := range []*actor.PID{e.proxy, e.duties} {
-		if pid == nil {
-			continue
-		}
-		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
-			e.log.Error("actor did not stop in time", "actor", pid.Id, "error", err)
-		}
-	}
-	e.mu.Lock()
-	e.closed = true
-	e.mu.Unlock()
-	pending := e.pendingEvents.Load()
-
-	// The buffer flushes what it holds when it stops; Poison lets it take
-	// every ingest queued before.
-	if err := e.sys.Root.PoisonFuture(e.buffer).Wait(); err != nil {
-		e.log.Error("buffer did not stop in time", "error", err)
-	}
-	timedOut := false
-	if !e.drain(ctx) {
-		timedOut = true
-		e.log.Warn("shutdown timeout passed with events still being written; sending them to the fallback log",
-			"pending", e.pendingEvents.Load())
-		e.cancelWrite()
-		// Cancelled writes fail at once; what is left is writing the
-		// fallback log, which is retried while it fails, for a minute.
-		grace, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if !e.drain(grace) {
-			e.log.Error("the fallback log is still failing; giving up on the events left", "pending", e.pendingEvents.Load())
-			e.cancelAbandon()
-			last, cancelLast := context.WithTimeout(context.Background(), 10*time.Second)
-			e.drain(last)
-			cancelLast()
-		}
-		cancel()
-	}
-	e.cancelWrite()
-	e.cancelAbandon()
-	if err := e.sys.Root.PoisonFuture(e.batcher).Wait(); err != nil {
-		e.log.Error("batcher did not stop in time", "error", err)
-	}
-	var errs []error
-	for _, s := range e.cfg.Sinks {
-		if err := s.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("cannot close %s: %w", s.Name(), err))
-		}
-	}
-	e.sys.Shutdown()
-	e.log.Info("engine stopped", "events_at_stop", pending, "unfinished", e.pendingEvents.Load(),
-		"timed_out", timedOut, "took", time.Since(start).Round(time.Millisecond))
-	return errors.Join(errs...)
-}
-
-// drain waits until the batcher has nothing queued or in flight, or ctx is
-// done.
-func (e *Engine) drain(ctx context.Context) bool {
-	timeout := time.Hour
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return e.pendingEvents.Load() == 0
-	}
-	_, err := e.sys.Root.RequestFuture(e.batcher, &drain{}, timeout).Result()
-	return err == nil
-}
-
-func (e *Engine) redisMetrics() *redisMetrics { return e.redisM }
-
-// NodeStatus is this node's view of itself, for GET /v1/node.
-type NodeStatus struct {
-	Master        MasterStatus `json:"master"`
-	Accepting     bool         `json:"accepting"`
-	PendingEvents int64        `json:"pending_events"`
-	PendingBytes  int64        `json:"pending_bytes"`
-	Sinks         []SinkStatus `json:"sinks"`
-	Redis         *RedisStatus `json:"redis,omitempty"`
-	Proxy         *ProxyStatus `json:"proxy,omitempty"`
-}
-
-// SinkStatus says whether a sink answered a ping just now.
-type SinkStatus struct {
-	Name      string `json:"name"`
-	Reachable bool   `json:"reachable"`
-	Error     string `json:"error,omitempty"`
-}
-
-// Node reports the engine's state; it pings every sink, bounded by ctx.
-func (e *Engine) Node(ctx context.Context) NodeStatus {
-	n := NodeStatus{Master: e.master.get(), Accepting: e.Accepting(), PendingEvents: e.pendingEvents.Load(), PendingBytes: e.pendingBytes.Load()}
-	for _, s := range e.cfg.Sinks {
-		st := SinkStatus{Name: s.Name(), Reachable: true}
-		if err := s.Ping(ctx); err != nil {
-			st.Reachable, st.Error = false, err.Error()
-		}
-		n.Sinks = append(n.Sinks, st)
-	}
-	if e.redisSt != nil {
-		r := e.redisSt.snapshot()
-		n.Redis = &r
-	}
-	if e.proxySt != nil {
-		p := e.proxySt.status()
-		n.Proxy = &p
-	}
-	return n
-}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,7 +129,10 @@ func startEngine(t *testing.T, cfg Config) *testEngine {
 		cfg.Fallback = fb
 	}
 	if cfg.Retry == (sinks.Retry{}) {
-		cfg.Retry = sinks.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond, MaxElapsed: 2 * time.Second}
+		cfg.Retry = sinks.Retry{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+	}
+	if cfg.WAL.Dir == "" {
+		cfg.WAL.Dir = t.TempDir()
 	}
 	e, err := Start(cfg)
 	if err != nil {
@@ -323,48 +327,254 @@ func TestPartialFailure(t *testing.T) {
 	}
 }
 
-func TestOverloadRefusesInsteadOfGrowing(t *testing.T) {
-	s := newFakeSink("a")
-	s.block = make(chan struct{})
-	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 100, MaxInFlight: 1, MaxPendingEvents: 1000})
-	accepted := 0
-	var err error
-	for i := 0; i < 100; i++ {
-		if err = e.Ingest(events(fmt.Sprint("r", i), 100)); err != nil {
-			break
+// A hung store holds only its own pipeline: the other sink stores
+// everything at once, and the hung one keeps only a few batches in memory,
+// reading the rest back from the WAL once its store answers again.
+func TestHungSinkDoesNotSlowTheOther(t *testing.T) {
+	hung, fine := newFakeSink("hung"), newFakeSink("fine")
+	hung.block = make(chan struct{})
+	e := startEngine(t, Config{Sinks: []sinks.Sink{hung, fine}, MaxEvents: 100, MaxInFlight: 1, Window: 2, Idle: time.Millisecond})
+	for i := range 100 {
+		if err := e.Ingest(events(fmt.Sprint("r", i), 100)); err != nil {
+			t.Fatalf("request %d: %v", i, err)
 		}
-		accepted += 100
 	}
-	if !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("Ingest = %v, want ErrOverloaded once 1000 events are pending", err)
+	waitFor(t, "the fine sink to store everything", func() bool { return fine.count() == 10000 })
+	if hung.count() != 0 {
+		t.Fatalf("the hung sink stored %d", hung.count())
 	}
-	if accepted != 1000 {
-		t.Fatalf("accepted %d before refusing, want 1000", accepted)
+	if lag := e.states[0].lag(); lag != 10000 {
+		t.Fatalf("hung sink lag = %d, want 10000", lag)
 	}
-	close(s.block)
-	waitFor(t, "drain", func() bool { return e.Pending() == 0 })
-	if err := e.Ingest(events("after", 100)); err != nil {
-		t.Fatalf("after draining, Ingest = %v", err)
+	fromWAL := testutil.ToFloat64(e.metrics.sinkFromWAL.WithLabelValues("hung"))
+	if fromWAL < 9000 {
+		t.Fatalf("%v events of the hung sink left memory; want all but its window (1 in flight, 2 queued)", fromWAL)
 	}
+	close(hung.block)
+	waitFor(t, "the hung sink to catch up", func() bool { return hung.count() == 10000 })
+	if d := hung.duplicates(); d != 0 {
+		t.Fatalf("%d events written twice to the sink that caught up", d)
+	}
+	waitFor(t, "WAL segments released", func() bool { return e.Pending() == 0 })
 	e.close(t, 5*time.Second)
-	if s.count() != 1100 {
-		t.Fatalf("stored %d, want 1100", s.count())
-	}
 }
 
-func TestShutdownTimeoutSendsTheRestToFallback(t *testing.T) {
+// Shutdown gives the sinks their deadline and leaves the rest in the WAL;
+// the next start delivers it.
+func TestShutdownTimeoutLeavesTheRestInTheWAL(t *testing.T) {
+	dir := t.TempDir()
 	s := newFakeSink("a")
 	s.block = make(chan struct{}) // never released: the store hangs
-	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 10, MaxInFlight: 2})
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 10, MaxInFlight: 2, WAL: WALConfig{Dir: dir}})
 	if err := e.Ingest(events("x", 55)); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	e.close(t, 200*time.Millisecond)
-	if n := e.fb.count("a"); n != 55 {
-		t.Fatalf("fallback holds %d, want all 55", n)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %v with a 200ms timeout", took)
+	}
+	if n := e.fb.count("a"); n != 0 {
+		t.Fatalf("fallback holds %d; the unfinished events belong in the WAL", n)
 	}
 	if err := e.Ingest(events("late", 1)); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("Ingest after Close = %v, want ErrShuttingDown", err)
+	}
+	again := newFakeSink("a")
+	e2 := startEngine(t, Config{Sinks: []sinks.Sink{again}, WAL: WALConfig{Dir: dir}})
+	if e2.recovered.Events != 55 {
+		t.Fatalf("recovered %d events, want 55", e2.recovered.Events)
+	}
+	waitFor(t, "the next start to deliver", func() bool { return again.count() == 55 })
+	e2.close(t, 5*time.Second)
+}
+
+func TestWALFullRejects(t *testing.T) {
+	s := newFakeSink("a")
+	s.block = make(chan struct{})
+	defer close(s.block)
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 10, WAL: WALConfig{SegmentBytes: 8 << 10, MaxBytes: 64 << 10, Full: WALReject}})
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		err = e.Ingest(events(fmt.Sprint("r", i), 10))
+		if err == nil {
+			e.progressed() // check the size now, not in a second
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if !errors.Is(err, ErrWALFull) {
+		t.Fatalf("Ingest = %v, want ErrWALFull", err)
+	}
+	if e.Ready() == nil || !errors.Is(e.Admit(), ErrWALFull) {
+		t.Fatalf("Ready() = %v, Admit() = %v with the WAL full", e.Ready(), e.Admit())
+	}
+}
+
+// With --wal-full spill, a full WAL moves the lagging sink's oldest events
+// to its fallback log; ingest and the other sink go on, and nothing is
+// dropped without a record.
+func TestWALFullSpillsTheLaggingSink(t *testing.T) {
+	hung, fine := newFakeSink("hung"), newFakeSink("fine")
+	hung.block = make(chan struct{})
+	e := startEngine(t, Config{Sinks: []sinks.Sink{hung, fine}, MaxEvents: 10, Idle: time.Millisecond, Window: 1, MaxInFlight: 1,
+		WAL: WALConfig{SegmentBytes: 8 << 10, MaxBytes: 64 << 10, Full: WALSpill}})
+	const requests = 400
+	for i := range requests {
+		if err := e.Ingest(events(fmt.Sprint("r", i), 10)); err != nil {
+			t.Fatalf("request %d refused with --wal-full spill: %v", i, err)
+		}
+		if i%20 == 0 {
+			e.progressed()
+		}
+	}
+	waitFor(t, "the fine sink", func() bool { return fine.count() == requests*10 })
+	waitFor(t, "a spill", func() bool { return e.fb.count("hung") > 0 })
+	if st := e.wal.Stats(); st.Bytes > 3*(64<<10) {
+		t.Fatalf("WAL holds %d bytes with a 64 KiB bound", st.Bytes)
+	}
+	close(hung.block)
+	waitFor(t, "the hung sink to catch up", func() bool { return e.states[0].lag() == 0 })
+	e.close(t, 5*time.Second)
+	// Every event is stored at the hung sink or in its fallback log.
+	seen := map[string]bool{}
+	hung.mu.Lock()
+	for id := range hung.stored {
+		seen[id] = true
+	}
+	hung.mu.Unlock()
+	for _, f := range e.fb.bySink["hung"] {
+		seen[f.Event.ID] = true
+	}
+	if len(seen) != requests*10 {
+		t.Fatalf("%d of %d events stored or in the fallback log of the hung sink", len(seen), requests*10)
+	}
+	if n := testutil.ToFloat64(e.metrics.spilled.WithLabelValues("hung")); n == 0 {
+		t.Fatal("spilled events not counted")
+	}
+}
+
+// A store that keeps failing trips its breaker: the sink stops calling it,
+// probes it now and then, and closes the breaker when it answers.
+func TestBreakerStopsHammeringADeadStore(t *testing.T) {
+	s := newFakeSink("a")
+	var down sync.Mutex
+	dead := true
+	s.script = func(int, []event.Event) error {
+		down.Lock()
+		defer down.Unlock()
+		if dead {
+			return sinks.MarkRetryable(errors.New("connection refused"))
+		}
+		return nil
+	}
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 10, MaxInFlight: 4, Idle: time.Millisecond,
+		Retry: sinks.Retry{Initial: time.Millisecond, Max: 10 * time.Millisecond}})
+	for i := range 8 {
+		if err := e.Ingest(events(fmt.Sprint("r", i), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the breaker to open", func() bool { return e.states[0].cb.State().String() == "open" })
+	s.mu.Lock()
+	before := s.calls
+	s.mu.Unlock()
+	time.Sleep(time.Second)
+	s.mu.Lock()
+	during := s.calls - before
+	s.mu.Unlock()
+	// Without the breaker four writers retrying every 10ms make ~400 calls.
+	if during > 2 {
+		t.Fatalf("%d calls to a store whose breaker is open, in 1s", during)
+	}
+	if st := e.Node(context.Background()).Sinks[0]; st.Breaker != "open" || st.LagEvents != 80 {
+		t.Fatalf("node status %+v, want breaker open and 80 events behind", st)
+	}
+	down.Lock()
+	dead = false
+	down.Unlock()
+	waitFor(t, "the probe to close the breaker and deliver", func() bool { return s.count() == 80 })
+	if got := e.states[0].cb.State().String(); got != "closed" {
+		t.Fatalf("breaker %s after the store came back", got)
+	}
+}
+
+// migratingSink fails its first migrations, like a database still starting.
+type migratingSink struct {
+	*fakeSink
+	mu       sync.Mutex
+	failures int
+}
+
+func (m *migratingSink) Migrate(context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failures > 0 {
+		m.failures--
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func TestStoreDownAtStartDoesNotStopIngest(t *testing.T) {
+	s := &migratingSink{fakeSink: newFakeSink("a"), failures: 3}
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, Migrate: true, MaxEvents: 10, Idle: time.Millisecond})
+	if err := e.Ingest(events("x", 30)); err != nil {
+		t.Fatalf("Ingest while the store is not ready: %v", err)
+	}
+	if e.Ready() != nil {
+		t.Fatalf("not ready while a store is down: %v", e.Ready())
+	}
+	waitFor(t, "delivery once the store is ready", func() bool { return s.count() == 30 })
+	if !e.Node(context.Background()).Sinks[0].Ready {
+		t.Fatal("sink not reported ready")
+	}
+}
+
+func TestIngestStoredWaitsForEverySink(t *testing.T) {
+	a, b := newFakeSink("a"), newFakeSink("b")
+	b.block = make(chan struct{})
+	e := startEngine(t, Config{Sinks: []sinks.Sink{a, b}, MaxEvents: 10, Idle: time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	out, err := e.IngestStored(ctx, events("x", 5))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || out["a"] != "done" || out["b"] != "pending" {
+		t.Fatalf("IngestStored with b hung = %v, %v; want a deadline, a done, b pending", out, err)
+	}
+	close(b.block)
+	waitFor(t, "b to get the events later", func() bool { return b.count() == 5 })
+	out, err = e.IngestStored(context.Background(), events("y", 5))
+	if err != nil || out["a"] != "done" || out["b"] != "done" {
+		t.Fatalf("IngestStored = %v, %v", out, err)
+	}
+	if a.count() != 10 || b.count() != 10 {
+		t.Fatalf("IngestStored returned before the sinks stored: a=%d b=%d", a.count(), b.count())
+	}
+}
+
+// blockingNotifier never answers, like a Redis that hangs.
+type blockingNotifier struct{ calls atomic.Int64 }
+
+func (n *blockingNotifier) Notify(ctx context.Context, _ BatchReport) error {
+	n.calls.Add(1)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestSilentNotifierDoesNotSlowTheSinks(t *testing.T) {
+	s := newFakeSink("a")
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 1, Notifier: &blockingNotifier{}})
+	start := time.Now()
+	for i := range 3000 {
+		if err := e.Ingest(events(fmt.Sprint("r", i), 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every batch", func() bool { return s.count() == 3000 })
+	if took := time.Since(start); took > 8*time.Second {
+		t.Fatalf("3000 one-event batches took %v with a silent notifier", took)
+	}
+	if n := testutil.ToFloat64(e.metrics.notifyDropped); n < 1000 {
+		t.Fatalf("dropped %v notifications, want most of 3000 (queue %d)", n, notifyQueue)
 	}
 }
 
@@ -427,7 +637,7 @@ func TestSinkPanicSendsTheBatchToFallback(t *testing.T) {
 func BenchmarkIngest(b *testing.B) {
 	s := newFakeSink("a")
 	reg := prometheus.NewRegistry()
-	e, err := Start(Config{Sinks: []sinks.Sink{s}, Fallback: &memFallback{}, Registerer: reg, MaxPendingEvents: 1 << 40, MaxPendingBytes: 1 << 50})
+	e, err := Start(Config{Sinks: []sinks.Sink{s}, Fallback: &memFallback{}, Registerer: reg, WAL: WALConfig{Dir: b.TempDir()}})
 	if err != nil {
 		b.Fatal(err)
 	}

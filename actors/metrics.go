@@ -9,27 +9,35 @@ type Metrics struct {
 	rejectedRequests *prometheus.CounterVec
 	flushes          *prometheus.CounterVec
 	batchEvents      prometheus.Histogram
-	inFlight         prometheus.Gauge
+	inFlight         *prometheus.GaugeVec
 	sinkEvents       *prometheus.CounterVec
+	sinkFromWAL      *prometheus.CounterVec
+	spilled          *prometheus.CounterVec
+	breaker          *prometheus.GaugeVec
 	writeSeconds     *prometheus.HistogramVec
 	retries          *prometheus.CounterVec
 	lost             *prometheus.CounterVec
 	master           prometheus.Gauge
+	walSync          prometheus.Histogram
+	walRecords       prometheus.Histogram
+	walQuarantined   prometheus.Counter
+	notifyDropped    prometheus.Counter
+	notifyFailed     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 	m := &Metrics{
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "eventlistener_events_accepted_total",
-			Help: "Events accepted into the buffer.",
+			Help: "Events written to the WAL and handed to the buffer.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_events_rejected_total",
-			Help: "Events refused after they were read (reason: overloaded, shutting_down); most refusals happen before reading, see eventlistener_requests_rejected_total.",
+			Help: "Events refused after they were read (reason: overloaded, shutting_down, wal_full, wal_failed, wal_error); most refusals happen before reading, see eventlistener_requests_rejected_total.",
 		}, []string{"reason"}),
 		rejectedRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_requests_rejected_total",
-			Help: "Requests refused with 503 (reason: overloaded, shutting_down).",
+			Help: "Requests refused with 503 (reason: overloaded, shutting_down, wal_full, wal_failed, wal_error).",
 		}, []string{"reason"}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_batches_flushed_total",
@@ -40,9 +48,43 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 			Help:    "Events per flushed batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
 		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventlistener_batches_in_flight",
-			Help: "Batches being written to the sinks.",
+			Help: "Batches being written, per sink (bound: --max-in-flight).",
+		}, []string{"sink"}),
+		sinkFromWAL: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_sink_events_from_wal_total",
+			Help: "Events a sink was behind on and read back from the WAL instead of memory (bound: --sink-window).",
+		}, []string{"sink"}),
+		spilled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_sink_events_spilled_total",
+			Help: "Events moved from the WAL to a sink's fallback log because the WAL was full (--wal-full spill).",
+		}, []string{"sink"}),
+		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlistener_sink_breaker_state",
+			Help: "A sink's circuit breaker: 0 closed, 1 half_open (probing), 2 open (not trying the store).",
+		}, []string{"sink"}),
+		walSync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventlistener_wal_sync_seconds",
+			Help:    "Time of one WAL sync (fdatasync); every acknowledged request waited for one.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 10),
+		}),
+		walRecords: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventlistener_wal_records_per_sync",
+			Help:    "Requests made durable by one WAL sync (group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 7),
+		}),
+		walQuarantined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlistener_wal_quarantined_events_total",
+			Help: "Events lost to bad records found in sealed WAL segments at start (their bytes are in the quarantine folder).",
+		}),
+		notifyDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlistener_notifications_dropped_total",
+			Help: "Batch notifications dropped because the publish queue was full (a slow Redis).",
+		}),
+		notifyFailed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventlistener_notifications_failed_total",
+			Help: "Batch notifications that could not be published.",
 		}),
 		sinkEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_sink_events_total",
@@ -63,20 +105,29 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		}),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_events_lost_total",
-			Help: "Events neither stored nor written to the fallback log (the fallback log failed).",
+			Help: "Acknowledged events neither stored nor in a fallback log: unreadable from the WAL (sink), or never written to it with --ack memory (wal).",
 		}, []string{"sink"}),
 	}
-	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "eventlistener_pending_events",
-		Help: "Events accepted and not yet stored or in the fallback log.",
-	}, func() float64 { return float64(e.pendingEvents.Load()) })
-	pendingBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "eventlistener_pending_bytes",
-		Help: "Approximate bytes of the pending events.",
-	}, func() float64 { return float64(e.pendingBytes.Load()) })
+	walBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventlistener_wal_bytes",
+		Help: "Size of the WAL on disk (bound: --wal-max-bytes).",
+	}, func() float64 { return float64(e.walBytes.Load()) })
+	walMax := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventlistener_wal_max_bytes",
+		Help: "The WAL's bound, --wal-max-bytes.",
+	}, func() float64 { return float64(e.cfg.WAL.MaxBytes) })
 	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.batchEvents, m.inFlight,
-		m.sinkEvents, m.writeSeconds, m.retries, m.lost, m.master, pending, pendingBytes)
-	for _, r := range []string{"overloaded", "shutting_down"} {
+		m.sinkEvents, m.sinkFromWAL, m.spilled, m.breaker, m.writeSeconds, m.retries, m.lost, m.master,
+		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, walBytes, walMax)
+	lag := prometheus.NewDesc("eventlistener_sink_lag_events", "Events in the WAL a sink has not finished yet.", []string{"sink"}, nil)
+	lagBytes := prometheus.NewDesc("eventlistener_sink_lag_bytes", "WAL bytes kept on disk for a sink that is behind.", []string{"sink"}, nil)
+	reg.MustRegister(collectorFunc{descs: []*prometheus.Desc{lag, lagBytes}, collect: func(ch chan<- prometheus.Metric) {
+		for _, st := range e.states {
+			ch <- prometheus.MustNewConstMetric(lag, prometheus.GaugeValue, float64(st.lag()), st.name)
+			ch <- prometheus.MustNewConstMetric(lagBytes, prometheus.GaugeValue, float64(e.wal.BytesFrom(st.done.Load())), st.name)
+		}
+	}})
+	for _, r := range []string{"overloaded", "shutting_down", "wal_full", "wal_failed"} {
 		m.rejectedRequests.WithLabelValues(r)
 	}
 	for _, r := range []Reason{ReasonCount, ReasonBytes, ReasonIdle, ReasonAge, ReasonShutdown} {
@@ -89,3 +140,17 @@ func (m *Metrics) flushed(r Reason, events int) {
 	m.flushes.WithLabelValues(string(r)).Inc()
 	m.batchEvents.Observe(float64(events))
 }
+
+// collectorFunc is a collector of metrics computed when scraped.
+type collectorFunc struct {
+	descs   []*prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c collectorFunc) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c collectorFunc) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }

@@ -23,15 +23,19 @@ import (
 
 // Engine is what the API needs of the engine (*actors.Engine).
 type Engine interface {
-	// Ingest takes one request's events, all or none.
+	// Ingest takes one request's events, all or none, and returns once
+	// they are durable (with --ack durable).
 	Ingest(events []event.Event) error
+	// IngestStored takes one request's events and returns once every sink
+	// is done with them, or ctx is done; with each sink's outcome.
+	IngestStored(ctx context.Context, events []event.Event) (map[string]string, error)
 	// Admit says whether a request may be read at all (ErrOverloaded,
-	// ErrShuttingDown).
+	// ErrShuttingDown, ErrWALFull, ErrWALFailed).
 	Admit() error
 	// Accepting is false once shutdown began.
 	Accepting() bool
-	// Ping checks that the sinks are reachable.
-	Ping(ctx context.Context) error
+	// Ready says whether this node can take events (nil) or why not.
+	Ready() error
 	// Node reports the engine's state for GET /v1/node.
 	Node(ctx context.Context) actors.NodeStatus
 	// ProxySnapshot is HAProxy's last poll (actors.ErrNoProxy without one).
@@ -55,6 +59,8 @@ type Options struct {
 	// AdminToken is the bearer token of the admin routes; empty: they are
 	// off (404).
 	AdminToken string
+	// AckTimeout bounds how long ?ack=stored waits for the sinks.
+	AckTimeout time.Duration
 	// Gatherer serves /metrics; Registerer takes the API's own metrics.
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
@@ -105,6 +111,7 @@ func New(engine Engine, opt Options) *Server {
 	e.POST("/v1/events", s.postEvents)
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
+	e.HEAD("/readyz", s.ready)
 	e.GET("/v1/node", s.node)
 	e.GET("/v1/proxy/servers", s.proxyServers)
 	e.POST("/v1/proxy/servers/:backend/:server/:action", s.proxyAction)
@@ -127,6 +134,10 @@ type errorBody struct {
 type acceptedBody struct {
 	Accepted int      `json:"accepted"`
 	IDs      []string `json:"ids"`
+	// Sinks is each sink's outcome, with ?ack=stored: "done" (stored, or
+	// in its fallback log) or "pending".
+	Sinks map[string]string `json:"sinks,omitempty"`
+	Error string            `json:"error,omitempty"`
 }
 
 func (s *Server) postEvents(c echo.Context) error {
@@ -156,21 +167,54 @@ func (s *Server) postEvents(c echo.Context) error {
 		}
 		return c.JSON(http.StatusBadRequest, errorBody{Error: "cannot read request body: " + err.Error()})
 	}
-	if err := s.engine.Ingest(events); err != nil {
-		return unavailable(c, err)
-	}
 	ids := make([]string, len(events))
 	for i := range events {
 		ids[i] = events[i].ID
 	}
+	switch ack := c.QueryParam("ack"); ack {
+	case "", "durable":
+	case "stored":
+		return s.postStored(c, events, ids)
+	default:
+		return c.JSON(http.StatusBadRequest, errorBody{Error: fmt.Sprintf("unknown ack %q: use ack=stored, or leave it out", ack)})
+	}
+	if err := s.engine.Ingest(events); err != nil {
+		return unavailable(c, err)
+	}
 	return c.JSON(http.StatusAccepted, acceptedBody{Accepted: len(events), IDs: ids})
+}
+
+// postStored answers once every sink is done with the events: 200, or 504
+// after the ack timeout (the events are durable and still delivered).
+func (s *Server) postStored(c echo.Context, events []event.Event, ids []string) error {
+	timeout := s.opt.AckTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), timeout)
+	defer cancel()
+	out, err := s.engine.IngestStored(ctx, events)
+	switch {
+	case err == nil:
+		return c.JSON(http.StatusOK, acceptedBody{Accepted: len(events), IDs: ids, Sinks: out})
+	case out != nil && errors.Is(err, context.DeadlineExceeded):
+		return c.JSON(http.StatusGatewayTimeout, acceptedBody{Accepted: len(events), IDs: ids, Sinks: out,
+			Error: fmt.Sprintf("not every store took the events within %s; they are durable and will still be delivered", timeout)})
+	case out != nil:
+		// The client went away; the events are durable all the same.
+		return c.JSON(http.StatusGatewayTimeout, acceptedBody{Accepted: len(events), IDs: ids, Sinks: out, Error: err.Error()})
+	}
+	return unavailable(c, err)
 }
 
 // unavailable answers 503 with Retry-After: the engine is full or stopping.
 func unavailable(c echo.Context, err error) error {
 	retry := 1
-	if errors.Is(err, actors.ErrShuttingDown) {
+	switch {
+	case errors.Is(err, actors.ErrShuttingDown), errors.Is(err, actors.ErrWALFull):
 		retry = 5
+	case errors.Is(err, actors.ErrWALFailed):
+		retry = 30
 	}
 	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
 	return c.JSON(http.StatusServiceUnavailable, errorBody{Error: err.Error()})
@@ -200,14 +244,13 @@ func (s *Server) authenticate(r *http.Request) (string, bool) {
 	return name, found
 }
 
+// ready is 200 while this node can take events: not stopping, its WAL
+// healthy and not full. A store being down does not make it unready: its
+// events wait in the WAL, and taking every node out of the load balancer
+// would refuse them all.
 func (s *Server) ready(c echo.Context) error {
-	if !s.engine.Accepting() {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.engine.Ping(ctx); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "sinks unreachable", "error": err.Error()})
+	if err := s.engine.Ready(); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

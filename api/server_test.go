@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"eventlistener/actors"
 	"eventlistener/event"
@@ -18,6 +19,8 @@ type fakeEngine struct {
 	err       error
 	accepting bool
 	pingErr   error
+	readyErr  error
+	hang      bool
 	got       [][]event.Event
 	actions   []string
 }
@@ -29,7 +32,23 @@ func (f *fakeEngine) Ingest(evs []event.Event) error {
 	f.got = append(f.got, evs)
 	return nil
 }
+func (f *fakeEngine) IngestStored(ctx context.Context, evs []event.Event) (map[string]string, error) {
+	if err := f.Ingest(evs); err != nil {
+		return nil, err
+	}
+	if f.hang {
+		<-ctx.Done()
+		return map[string]string{"fake": "pending"}, ctx.Err()
+	}
+	return map[string]string{"fake": "done"}, nil
+}
 func (f *fakeEngine) Accepting() bool { return f.accepting }
+func (f *fakeEngine) Ready() error {
+	if !f.accepting {
+		return actors.ErrShuttingDown
+	}
+	return f.readyErr
+}
 func (f *fakeEngine) Admit() error {
 	if !f.accepting {
 		return actors.ErrShuttingDown
@@ -135,7 +154,9 @@ func TestReadiness(t *testing.T) {
 		status int
 	}{
 		{"ready", &fakeEngine{accepting: true}, 200},
-		{"sink down", &fakeEngine{accepting: true, pingErr: errors.New("postgres: connection refused")}, 503},
+		{"a store down is no reason to take the node out", &fakeEngine{accepting: true, pingErr: errors.New("postgres: connection refused")}, 200},
+		{"WAL full", &fakeEngine{accepting: true, readyErr: actors.ErrWALFull}, 503},
+		{"WAL failed", &fakeEngine{accepting: true, readyErr: actors.ErrWALFailed}, 503},
 		{"shutting down", &fakeEngine{accepting: false}, 503},
 	}
 	for _, tt := range tests {
@@ -193,5 +214,22 @@ func TestAdminRoutes(t *testing.T) {
 				t.Fatalf("actions = %v, want acted=%v", e.actions, tt.acted)
 			}
 		})
+	}
+}
+
+func TestAckStored(t *testing.T) {
+	s := New(&fakeEngine{accepting: true}, Options{MaxBodyBytes: 1 << 20})
+	rec := do(t, s, http.MethodPost, "/v1/events?ack=stored", `{"type":"t"}`, "Content-Type: application/json")
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"sinks":{"fake":"done"}`) {
+		t.Fatalf("ack=stored = %d %s", rec.Code, rec.Body)
+	}
+	s = New(&fakeEngine{accepting: true, hang: true}, Options{MaxBodyBytes: 1 << 20, AckTimeout: 50 * time.Millisecond})
+	rec = do(t, s, http.MethodPost, "/v1/events?ack=stored", `{"type":"t"}`, "Content-Type: application/json")
+	if rec.Code != 504 || !strings.Contains(rec.Body.String(), `"fake":"pending"`) || !strings.Contains(rec.Body.String(), "still be delivered") {
+		t.Fatalf("ack=stored with a hung store = %d %s", rec.Code, rec.Body)
+	}
+	rec = do(t, s, http.MethodPost, "/v1/events?ack=maybe", `{"type":"t"}`, "Content-Type: application/json")
+	if rec.Code != 400 {
+		t.Fatalf("ack=maybe = %d %s", rec.Code, rec.Body)
 	}
 }

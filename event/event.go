@@ -45,7 +45,10 @@ func (e *Event) Size() int {
 // Batch is a group of events flushed together. ID names the batch in logs and
 // in the fallback log.
 type Batch struct {
-	ID     string
+	ID string
+	// First is the write-ahead log offset of Events[0]; the events of a
+	// batch have consecutive offsets.
+	First  uint64
 	Events []Event
 	// Bytes is the sum of the events' Size, counted once as they arrived.
 	Bytes int64

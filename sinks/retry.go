@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -10,17 +11,24 @@ import (
 	"eventlistener/event"
 )
 
-// Retry bounds how long a sink is retried before its events go to the
-// fallback log.
+// Retry says how a sink is retried.
 type Retry struct {
 	Initial    time.Duration // first wait; doubled after each failure, with jitter
 	Max        time.Duration // longest single wait
-	MaxElapsed time.Duration // give up this long after the first attempt
+	MaxElapsed time.Duration // give up this long after the first attempt; 0: only when ctx is done
+	// AttemptTimeout bounds each call to Write; 0: only ctx does.
+	AttemptTimeout time.Duration
 }
 
 // DefaultRetry rides out a store restart or a short overload (half a minute)
-// without holding a batch so long that the pending limit fills up behind it.
-var DefaultRetry = Retry{Initial: 100 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 30 * time.Second}
+// when a person waits for the result (replay). The engine retries until the
+// store is back, since its events wait in the WAL meanwhile.
+var DefaultRetry = Retry{Initial: 100 * time.Millisecond, Max: 5 * time.Second, MaxElapsed: 30 * time.Second, AttemptTimeout: DefaultAttemptTimeout}
+
+// DefaultAttemptTimeout bounds one write: a batch of 1,000 events takes a
+// few milliseconds to PostgreSQL and well under a second to Elasticsearch,
+// so ten seconds means the store is hung, not slow.
+const DefaultAttemptTimeout = 10 * time.Second
 
 // Failed is an event a sink did not store, with the last error it gave.
 type Failed struct {
@@ -36,7 +44,8 @@ type Outcome struct {
 }
 
 // WriteWithRetry writes events to s, retrying what may succeed later with
-// jittered exponential backoff until r.MaxElapsed has passed or ctx is done.
+// jittered exponential backoff until r.MaxElapsed has passed (if set) or
+// ctx is done. Each attempt is bounded by r.AttemptTimeout.
 // Events the sink refuses for good go into Failed at once with their own
 // error; so does what is left when time runs out. onRetry, when not nil, is
 // called before each wait.
@@ -53,7 +62,7 @@ func WriteWithRetry(ctx context.Context, s Sink, events []event.Event, r Retry, 
 	pending := events
 	for {
 		out.Attempts++
-		err := s.Write(ctx, pending)
+		err := attempt(ctx, s, pending, r.AttemptTimeout)
 		if err == nil {
 			out.Stored += len(pending)
 			return out
@@ -86,7 +95,7 @@ func WriteWithRetry(ctx context.Context, s Sink, events []event.Event, r Retry, 
 		pending = retry
 
 		wait := bo.NextBackOff()
-		if ctx.Err() != nil || time.Since(start)+wait > r.MaxElapsed {
+		if ctx.Err() != nil || (r.MaxElapsed > 0 && time.Since(start)+wait > r.MaxElapsed) {
 			for _, e := range pending {
 				out.Failed = append(out.Failed, Failed{Event: e, Err: err})
 			}
@@ -106,4 +115,19 @@ func WriteWithRetry(ctx context.Context, s Sink, events []event.Event, r Retry, 
 		case <-t.C:
 		}
 	}
+}
+
+// attempt is one bounded call to Write. A deadline of the attempt's own is
+// a retryable failure: the store did not answer in time.
+func attempt(ctx context.Context, s Sink, events []event.Event, timeout time.Duration) error {
+	if timeout <= 0 {
+		return s.Write(ctx, events)
+	}
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := s.Write(actx, events)
+	if err != nil && ctx.Err() == nil && actx.Err() != nil && !Retryable(err) {
+		err = MarkRetryable(fmt.Errorf("%s did not answer within %s: %w", s.Name(), timeout, err))
+	}
+	return err
 }

@@ -33,6 +33,13 @@ type Sink interface {
 	Close() error
 }
 
+// Migrator is a sink that can create what it writes into (a table, an
+// index template). Migrate must be safe to run again.
+type Migrator interface {
+	Sink
+	Migrate(ctx context.Context) error
+}
+
 // Failure is one event a sink did not store.
 type Failure struct {
 	// Index is the event's position in the slice given to Write.

@@ -635,3 +635,31 @@ func (w *WAL) segmentAfter(first uint64) (segment, bool) {
 	}
 	return segment{}, false
 }
+
+// SegmentEnd is the first offset after the segment that holds offset at:
+// releasing up to it frees that segment. It is at itself when at is in the
+// segment being written.
+func (w *WAL) SegmentEnd(at uint64) uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := sort.Search(len(w.segments), func(i int) bool { return w.segments[i].first > at })
+	if i >= len(w.segments) {
+		return at
+	}
+	return w.segments[i].first
+}
+
+// BytesFrom is the size on disk of the segments holding offset at and
+// later ones: what the log keeps for a reader at that offset.
+func (w *WAL) BytesFrom(at uint64) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for i, s := range w.segments {
+		if i+1 < len(w.segments) && w.segments[i+1].first <= at {
+			continue
+		}
+		n += s.size
+	}
+	return n
+}

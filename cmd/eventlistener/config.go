@@ -34,12 +34,19 @@ type config struct {
 	BatchIdle        time.Duration
 	BatchMaxAge      time.Duration
 	MaxInFlight      int
-	MaxPendingEvents int64
+	SinkWindow       int
+	WriteTimeout     time.Duration
 	MaxPendingBytes  string
-	RetryMaxElapsed  time.Duration
+	RetryMaxElapsed  time.Duration // replay's
 	MaxBodyBytes     string
 	ShutdownTimeout  time.Duration
 	APIKeys          string
+
+	WALDir      string
+	WALMaxBytes string
+	WALFull     string
+	Ack         string
+	AckTimeout  time.Duration
 
 	LogLevel  string
 	LogFormat string
@@ -62,6 +69,7 @@ type config struct {
 	// Parsed forms.
 	batchMaxBytes   int64
 	maxPendingBytes int64
+	walMaxBytes     int64
 	maxBodyBytes    int64
 	apiKeys         []api.APIKey
 	esAddresses     []string
@@ -69,6 +77,9 @@ type config struct {
 	redisChannels   []string
 	vip             *vip.Checker
 }
+
+// walSegmentBytes is the WAL's segment size (wal.DefaultOptions).
+const walSegmentBytes = 64 << 20
 
 // defaults, with the reasons in actors.DefaultConfig.
 func defaultConfig() config {
@@ -82,13 +93,22 @@ func defaultConfig() config {
 		BatchIdle:          d.Idle,
 		BatchMaxAge:        d.MaxAge,
 		MaxInFlight:        d.MaxInFlight,
-		MaxPendingEvents:   d.MaxPendingEvents,
-		MaxPendingBytes:    humanize.IBytes(uint64(d.MaxPendingBytes)),
+		SinkWindow:         d.Window,
+		WriteTimeout:       sinks.DefaultAttemptTimeout,
+		MaxPendingBytes:    humanize.IBytes(uint64(d.WAL.QueueBytes)),
 		RetryMaxElapsed:    sinks.DefaultRetry.MaxElapsed,
+		WALMaxBytes:        humanize.IBytes(uint64(d.WAL.MaxBytes)),
+		WALFull:            string(d.WAL.Full),
+		Ack:                string(d.Ack),
+		// Long enough for a store's retries to ride out a blip, short
+		// enough that a client's own timeout (often 30-60s) is later.
+		AckTimeout: 10 * time.Second,
 		// Large enough for 1,000 events of a few KiB in one request.
 		MaxBodyBytes: "16MiB",
-		// Long enough for a few retries of the last batches.
-		ShutdownTimeout: 30 * time.Second,
+		// Below Kubernetes' 30s grace period (and with the HTTP drain
+		// counted in), so a stop is never a SIGKILL; what the stores do not
+		// take in time stays in the WAL for the next start.
+		ShutdownTimeout: 20 * time.Second,
 		LogLevel:        "info",
 		LogFormat:       "text",
 		RedisEventType:  "redis.message",
@@ -117,7 +137,7 @@ func storeFlags(c *config) []cli.Flag {
 		&cli.StringFlag{Name: "data-dir", Value: c.DataDir, Destination: &c.DataDir, Sources: env("data-dir"),
 			Usage: "folder for local data; with no store configured, events are written here as NDJSON files"},
 		&cli.StringFlag{Name: "fallback-dir", Destination: &c.FallbackDir, Sources: env("fallback-dir"), DefaultText: "<data-dir>/fallback",
-			Usage: "folder of the fallback log: the events a store refused or could not take in time"},
+			Usage: "folder of the fallback log: the events a store refused (and, with --wal-full spill, those a full WAL could not keep)"},
 		&cli.StringFlag{Name: "log-level", Value: c.LogLevel, Destination: &c.LogLevel, Sources: env("log-level"),
 			Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: c.LogFormat, Destination: &c.LogFormat, Sources: env("log-format"),
@@ -131,7 +151,7 @@ func serveFlags(c *config) []cli.Flag {
 		&cli.StringFlag{Name: "http-addr", Value: c.HTTPAddr, Destination: &c.HTTPAddr, Sources: env("http-addr"),
 			Usage: "address the HTTP API listens on"},
 		&cli.BoolFlag{Name: "skip-migrate", Destination: &c.SkipMigrate, Sources: env("skip-migrate"),
-			Usage: "do not create the PostgreSQL table and Elasticsearch index template at start"},
+			Usage: "do not create the PostgreSQL table and Elasticsearch index template before the first write"},
 		&cli.IntFlag{Name: "batch-max-events", Value: c.BatchMaxEvents, Destination: &c.BatchMaxEvents, Sources: env("batch-max-events"),
 			Usage: "flush a batch when it holds this many events"},
 		&cli.StringFlag{Name: "batch-max-bytes", Value: c.BatchMaxBytes, Destination: &c.BatchMaxBytes, Sources: env("batch-max-bytes"),
@@ -141,17 +161,27 @@ func serveFlags(c *config) []cli.Flag {
 		&cli.DurationFlag{Name: "batch-max-age", Value: c.BatchMaxAge, Destination: &c.BatchMaxAge, Sources: env("batch-max-age"),
 			Usage: "flush a batch when its oldest event is this old, even if events keep coming"},
 		&cli.IntFlag{Name: "max-in-flight", Value: c.MaxInFlight, Destination: &c.MaxInFlight, Sources: env("max-in-flight"),
-			Usage: "batches written to the stores at once"},
-		&cli.Int64Flag{Name: "max-pending-events", Value: c.MaxPendingEvents, Destination: &c.MaxPendingEvents, Sources: env("max-pending-events"),
-			Usage: "events accepted and not yet stored, past which POST answers 503"},
+			Usage: "batches each store is written at once"},
+		&cli.IntFlag{Name: "sink-window", Value: c.SinkWindow, Destination: &c.SinkWindow, Sources: env("sink-window"),
+			Usage: "batches each store keeps in memory while it is behind; the rest it reads back from the WAL, so memory stays flat during an outage"},
+		&cli.DurationFlag{Name: "write-timeout", Value: c.WriteTimeout, Destination: &c.WriteTimeout, Sources: env("write-timeout"),
+			Usage: "deadline of one write to a store; a write that takes longer is retried"},
 		&cli.StringFlag{Name: "max-pending-bytes", Value: c.MaxPendingBytes, Destination: &c.MaxPendingBytes, Sources: env("max-pending-bytes"),
-			Usage: "bytes of events accepted and not yet stored, past which POST answers 503"},
-		&cli.DurationFlag{Name: "retry-max-elapsed", Value: c.RetryMaxElapsed, Destination: &c.RetryMaxElapsed, Sources: env("retry-max-elapsed"),
-			Usage: "how long a store is retried before a batch goes to the fallback log"},
+			Usage: "bytes of events read and waiting to be written to the WAL, past which POST answers 503"},
+		&cli.StringFlag{Name: "wal-dir", Destination: &c.WALDir, Sources: env("wal-dir"), DefaultText: "<data-dir>/wal",
+			Usage: "folder of the write-ahead log: every accepted event is synced here before the 202, and kept until every store has it"},
+		&cli.StringFlag{Name: "wal-max-bytes", Value: c.WALMaxBytes, Destination: &c.WALMaxBytes, Sources: env("wal-max-bytes"),
+			Usage: "largest the WAL may grow while a store is behind (e.g. 4GiB); see --wal-full"},
+		&cli.StringFlag{Name: "wal-full", Value: c.WALFull, Destination: &c.WALFull, Sources: env("wal-full"),
+			Usage: "when the WAL is full: spill (the most lagging store's oldest events go to its fallback log; ingest goes on) or reject (POST answers 503)"},
+		&cli.StringFlag{Name: "ack", Value: c.Ack, Destination: &c.Ack, Sources: env("ack"),
+			Usage: "when POST answers 202: durable (once synced to the WAL; a crash loses nothing) or memory (once queued; a crash loses the last unsynced milliseconds)"},
+		&cli.DurationFlag{Name: "ack-timeout", Value: c.AckTimeout, Destination: &c.AckTimeout, Sources: env("ack-timeout"),
+			Usage: "how long POST /v1/events?ack=stored waits for every store before answering 504 (the events are still delivered)"},
 		&cli.StringFlag{Name: "max-body-bytes", Value: c.MaxBodyBytes, Destination: &c.MaxBodyBytes, Sources: env("max-body-bytes"),
 			Usage: "largest request body accepted, after decompression (e.g. 16MiB)"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
-			Usage: "how long a clean stop waits for the stores before the rest goes to the fallback log"},
+			Usage: "how long a clean stop may take: HTTP drains, the buffer flushes, the stores get the rest of it; what they have not taken stays in the WAL for the next start"},
 		&cli.StringFlag{Name: "debug-addr", Destination: &c.DebugAddr, Sources: env("debug-addr"),
 			Usage: "address for Go's profiler (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Keep it off public networks"},
 		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
@@ -246,6 +276,22 @@ func (c *config) validateServe() error {
 	}
 	size("batch-max-bytes", c.BatchMaxBytes, 1024, 1<<30, &c.batchMaxBytes)
 	size("max-pending-bytes", c.MaxPendingBytes, 1<<20, 1<<40, &c.maxPendingBytes)
+	// At least a few segments, so segments can be released while a store
+	// is behind.
+	size("wal-max-bytes", c.WALMaxBytes, 4*walSegmentBytes, 1<<50, &c.walMaxBytes)
+	if c.WALDir == "" {
+		c.WALDir = filepath.Join(c.DataDir, "wal")
+	}
+	switch actors.WALFull(c.WALFull) {
+	case actors.WALSpill, actors.WALReject:
+	default:
+		errs = append(errs, fmt.Errorf("--wal-full must be spill or reject, got %q", c.WALFull))
+	}
+	switch actors.AckMode(c.Ack) {
+	case actors.AckDurable, actors.AckMemory:
+	default:
+		errs = append(errs, fmt.Errorf("--ack must be durable or memory, got %q", c.Ack))
+	}
 	// One event must fit one line of the fallback log (see fallback.Read).
 	size("max-body-bytes", c.MaxBodyBytes, 1024, 64<<20, &c.maxBodyBytes)
 	positive := func(flag string, ok bool, got any) {
@@ -257,12 +303,10 @@ func (c *config) validateServe() error {
 	positive("batch-idle", c.BatchIdle > 0, c.BatchIdle)
 	positive("batch-max-age", c.BatchMaxAge > 0, c.BatchMaxAge)
 	positive("max-in-flight", c.MaxInFlight > 0, c.MaxInFlight)
-	positive("max-pending-events", c.MaxPendingEvents > 0, c.MaxPendingEvents)
-	positive("retry-max-elapsed", c.RetryMaxElapsed > 0, c.RetryMaxElapsed)
+	positive("sink-window", c.SinkWindow > 0, c.SinkWindow)
+	positive("write-timeout", c.WriteTimeout > 0, c.WriteTimeout)
+	positive("ack-timeout", c.AckTimeout > 0, c.AckTimeout)
 	positive("shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout)
-	if c.MaxPendingEvents > 0 && c.MaxPendingEvents < int64(c.BatchMaxEvents) {
-		errs = append(errs, fmt.Errorf("--max-pending-events (%d) must be at least --batch-max-events (%d)", c.MaxPendingEvents, c.BatchMaxEvents))
-	}
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			errs = append(errs, fmt.Errorf("--debug-addr must be host:port, got %q", c.DebugAddr))

@@ -114,15 +114,16 @@ func TestRedisMessagesAreStored(t *testing.T) {
 			continue
 		}
 		var note struct {
-			Batch  string
-			Events int
-			Sinks  map[string]struct{ Stored, Fallback int }
+			Batch            string
+			Sink             string
+			Events           int
+			Stored, Fallback int
 		}
 		if msg, ok := m.(*redis.Message); ok && json.Unmarshal([]byte(msg.Payload), &note) == nil {
-			if note.Batch == "" || note.Events == 0 {
+			if note.Batch == "" || note.Events == 0 || note.Sink != "postgres" {
 				t.Fatalf("notification %s", msg.Payload)
 			}
-			stored += note.Sinks["postgres"].Stored
+			stored += note.Stored
 		}
 	}
 	if stored != 5 {

@@ -55,15 +55,11 @@ func serve(ctx context.Context, c *config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// The stores are prepared in the background by their pipelines: a
+	// store that is down at start must not stop ingest.
 	stores, err := openStores(c, log, int32(c.MaxInFlight+2), false)
 	if err != nil {
 		return err
-	}
-	if !c.SkipMigrate {
-		if err := migrate(ctx, stores, log, 30*time.Second); err != nil {
-			closeAll(stores)
-			return fmt.Errorf("%w (start with --skip-migrate to write anyway)", err)
-		}
 	}
 	fb, err := fallback.Open(c.FallbackDir)
 	if err != nil {
@@ -95,8 +91,11 @@ func serve(ctx context.Context, c *config) error {
 	}
 	engine, err := actors.Start(actors.Config{
 		MaxEvents: c.BatchMaxEvents, MaxBytes: int(c.batchMaxBytes), Idle: c.BatchIdle, MaxAge: c.BatchMaxAge,
-		MaxInFlight: c.MaxInFlight, MaxPendingEvents: c.MaxPendingEvents, MaxPendingBytes: c.maxPendingBytes,
-		Retry:    sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, MaxElapsed: c.RetryMaxElapsed},
+		MaxInFlight: c.MaxInFlight, Window: c.SinkWindow, Migrate: !c.SkipMigrate,
+		Retry: sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, AttemptTimeout: c.WriteTimeout},
+		WAL: actors.WALConfig{Dir: c.WALDir, SegmentBytes: walSegmentBytes, MaxBytes: c.walMaxBytes,
+			Full: actors.WALFull(c.WALFull), QueueBytes: c.maxPendingBytes},
+		Ack:      actors.AckMode(c.Ack),
 		Sinks:    stores,
 		Fallback: fb,
 		Redis:    redisCfg,
@@ -110,7 +109,8 @@ func serve(ctx context.Context, c *config) error {
 		return err
 	}
 	srv := api.New(engine, api.Options{
-		MaxBodyBytes: c.maxBodyBytes, APIKeys: c.apiKeys, AdminToken: c.AdminToken, Gatherer: reg, Registerer: reg, Logger: log,
+		MaxBodyBytes: c.maxBodyBytes, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
+		Gatherer: reg, Registerer: reg, Logger: log,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
@@ -143,12 +143,12 @@ func serve(ctx context.Context, c *config) error {
 		auth = fmt.Sprintf("%d API keys", len(c.apiKeys))
 	}
 	log.Info("eventlistener started", "version", buildVersion(), "addr", ln.Addr().String(),
-		"sinks", engine.Sinks(), "fallback_dir", c.FallbackDir, "ingest", auth)
+		"sinks", engine.Sinks(), "wal_dir", c.WALDir, "ack", c.Ack, "fallback_dir", c.FallbackDir, "ingest", auth)
 
 	var failed error
 	select {
 	case <-ctx.Done():
-		log.Info("stopping: new requests get 503; flushing the buffer and waiting for the stores", "timeout", c.ShutdownTimeout)
+		log.Info("stopping: new requests get 503; flushing the buffer and giving the stores until the timeout", "timeout", c.ShutdownTimeout)
 	case err := <-served:
 		failed = fmt.Errorf("HTTP server failed: %w", err)
 		log.Error("HTTP server failed; stopping", "error", err)
@@ -159,13 +159,14 @@ func serve(ctx context.Context, c *config) error {
 	// while requests under way finish. HTTP gets its own, short budget: a
 	// stalled client must not eat the time the stores need.
 	engine.StopAccepting()
-	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), min(c.ShutdownTimeout, httpDrainTimeout))
+	deadline := time.Now().Add(c.ShutdownTimeout)
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), min(c.ShutdownTimeout/4, httpDrainTimeout))
 	if err := hs.Shutdown(httpCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("closing HTTP connections still open", "error", err)
 		hs.Close()
 	}
 	cancelHTTP()
-	engineCtx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	engineCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := engine.Close(engineCtx); err != nil {
 		log.Error("stopping the engine", "error", err)

@@ -16,12 +16,6 @@ import (
 	"eventlistener/sinks/postgres"
 )
 
-// migrator is a sink that can create what it writes into.
-type migrator interface {
-	sinks.Sink
-	Migrate(ctx context.Context) error
-}
-
 // openStores makes the configured sinks: PostgreSQL and Elasticsearch when
 // their URLs are set, else (unless storesOnly) the file sink.
 func openStores(c *config, log *slog.Logger, maxConns int32, storesOnly bool) ([]sinks.Sink, error) {
@@ -61,7 +55,7 @@ func closeAll(ss []sinks.Sink) {
 // database that starts alongside the engine is waited for.
 func migrate(ctx context.Context, ss []sinks.Sink, log *slog.Logger, wait time.Duration) error {
 	for _, s := range ss {
-		m, ok := s.(migrator)
+		m, ok := s.(sinks.Migrator)
 		if !ok {
 			continue
 		}
