@@ -858,4 +858,3 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 	}
 	return nil
 }
-

@@ -121,7 +121,7 @@ type pipeline struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	newID    func() string
-	progress func()                // the watermark moved
+	progress func()              // the watermark moved
 	notify   func(r BatchReport) // nil: no notifications
 
 	head, dispatched uint64

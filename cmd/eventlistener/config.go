@@ -29,18 +29,18 @@ type config struct {
 	FallbackDir        string
 	SkipMigrate        bool
 
-	BatchMaxEvents   int
-	BatchMaxBytes    string
-	BatchIdle        time.Duration
-	BatchMaxAge      time.Duration
-	MaxInFlight      int
-	SinkWindow       int
-	WriteTimeout     time.Duration
-	MaxPendingBytes  string
-	RetryMaxElapsed  time.Duration // replay's
-	MaxBodyBytes     string
-	ShutdownTimeout  time.Duration
-	APIKeys          string
+	BatchMaxEvents  int
+	BatchMaxBytes   string
+	BatchIdle       time.Duration
+	BatchMaxAge     time.Duration
+	MaxInFlight     int
+	SinkWindow      int
+	WriteTimeout    time.Duration
+	MaxPendingBytes string
+	RetryMaxElapsed time.Duration // replay's
+	MaxBodyBytes    string
+	ShutdownTimeout time.Duration
+	APIKeys         string
 
 	WALDir      string
 	WALMaxBytes string
