@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"eventlistener/event"
+	"eventlistener/internal/crashfs"
 	"eventlistener/sinks"
 )
 
@@ -651,4 +652,78 @@ func BenchmarkIngest(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A failed sync stops the node from acknowledging (fsyncgate: it is not
+// retried); what was acknowledged before is still delivered.
+func TestFailedWALSyncStopsAcknowledging(t *testing.T) {
+	fs := crashfs.New()
+	s := newFakeSink("a")
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 10, Idle: time.Millisecond, WAL: WALConfig{Dir: "/wal", FS: fs, SegmentBytes: 1 << 20}})
+	if err := e.Ingest(events("before", 10)); err != nil {
+		t.Fatal(err)
+	}
+	fs.SetFault(func(op crashfs.Op, _ string) error {
+		if op == crashfs.OpSync {
+			return errors.New("input/output error")
+		}
+		return nil
+	})
+	if err := e.Ingest(events("during", 10)); !errors.Is(err, ErrWALFailed) {
+		t.Fatalf("Ingest with a failing sync = %v, want ErrWALFailed", err)
+	}
+	fs.SetFault(nil)
+	if err := e.Ingest(events("after", 10)); !errors.Is(err, ErrWALFailed) {
+		t.Fatalf("Ingest after a failed sync = %v, want ErrWALFailed: a failed fsync is never retried", err)
+	}
+	if e.Ready() == nil || !errors.Is(e.Admit(), ErrWALFailed) {
+		t.Fatalf("Ready() = %v, Admit() = %v after a failed sync", e.Ready(), e.Admit())
+	}
+	waitFor(t, "the acknowledged events", func() bool { return s.count() == 10 })
+}
+
+// A full disk refuses requests (503) and loses nothing acknowledged; once
+// there is room again, the node takes events again.
+func TestFullDiskRefusesAndRecovers(t *testing.T) {
+	fs := crashfs.New()
+	s := newFakeSink("a")
+	e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 10, Idle: time.Millisecond, WAL: WALConfig{Dir: "/wal", FS: fs, SegmentBytes: 4096}})
+	var full atomic.Bool
+	fs.SetFault(func(op crashfs.Op, _ string) error {
+		if full.Load() && (op == crashfs.OpAllocate || op == crashfs.OpWrite) {
+			return crashfs.ErrNoSpace
+		}
+		return nil
+	})
+	acked := 0
+	for i := range 20 {
+		if err := e.Ingest(events(fmt.Sprint("a", i), 5)); err != nil {
+			t.Fatal(err)
+		}
+		acked += 5
+	}
+	full.Store(true)
+	refused := 0
+	for i := range 20 {
+		err := e.Ingest(events(fmt.Sprint("f", i), 5))
+		switch {
+		case err == nil:
+			acked += 5
+		case errors.Is(err, ErrOverloaded):
+			refused++
+		default:
+			t.Fatalf("Ingest on a full disk = %v, want ErrOverloaded (503)", err)
+		}
+	}
+	if refused == 0 {
+		t.Fatal("no request refused on a full disk")
+	}
+	full.Store(false)
+	for i := range 20 {
+		if err := e.Ingest(events(fmt.Sprint("b", i), 5)); err != nil {
+			t.Fatalf("Ingest once there is room again: %v", err)
+		}
+		acked += 5
+	}
+	waitFor(t, "every acknowledged event", func() bool { return s.count() == acked })
 }

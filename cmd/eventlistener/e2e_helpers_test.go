@@ -89,8 +89,15 @@ func freeAddr(t *testing.T) string {
 // fresh data dir, and waits until /readyz says ready.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startServeIn(t, t.TempDir(), args...)
+}
+
+// startServeIn is startServe with a data dir of the test's choosing, to
+// start again where a stopped or killed engine left off.
+func startServeIn(t *testing.T, dataDir string, args ...string) *proc {
+	t.Helper()
 	addr := freeAddr(t)
-	p := &proc{url: "http://" + addr, dataDir: t.TempDir(), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{url: "http://" + addr, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
 	args = append([]string{"serve", "--http-addr", addr, "--data-dir", p.dataDir, "--log-level", "debug"}, args...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = cleanEnv()
@@ -204,6 +211,11 @@ func waitRows(t *testing.T, pg *testenv.PG, want int) {
 	deadline := time.Now().Add(20 * time.Second)
 	got := ""
 	for time.Now().Before(deadline) {
+		// The engine creates the table in the background.
+		if pg.Psql(t, "SELECT to_regclass('events') IS NOT NULL") != "t" {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		got = pg.Psql(t, "SELECT count(*) FROM events")
 		if got == strconv.Itoa(want) {
 			return

@@ -113,6 +113,14 @@ func (s *Server) FailRequests(status int, n int) {
 	}
 }
 
+// ClearFailures drops the whole-request failures still queued: the outage
+// is over.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failQueue = nil
+}
+
 // RejectItem makes the next `times` bulk items with this _id that reach the
 // shard fail with status (429 es_rejected_execution_exception, 400
 // document_parsing_exception, 500 illegal_state_exception, others a fitting
