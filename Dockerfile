@@ -14,6 +14,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /out/eventlistener /usr/local/bin/eventlistener
 USER eventlistener
 WORKDIR /var/lib/eventlistener
+# The WAL (every acknowledged event until the stores have it) and the
+# fallback log live here: mount a persistent volume.
 ENV EVENTLISTENER_DATA_DIR=/var/lib/eventlistener/data
 VOLUME /var/lib/eventlistener/data
 EXPOSE 8080
