@@ -221,6 +221,7 @@ type Engine struct {
 
 	pipeCtx    context.Context
 	cancelPipe context.CancelFunc
+	writers    sync.WaitGroup // the pipelines' write goroutines
 }
 
 // Start opens the WAL (delivering again what it holds), and spawns the
@@ -329,15 +330,20 @@ func (e *Engine) startPipeline(s sinks.Sink, rec wal.Recovery) error {
 	}
 	cfg := pipelineConfig{maxInFlight: e.cfg.MaxInFlight, window: e.cfg.Window, maxEvents: e.cfg.MaxEvents,
 		maxBytes: e.cfg.MaxBytes, retry: e.cfg.Retry, migrate: e.cfg.Migrate}
-	// No restart: a panic in Receive would lose the pipeline's place; the
-	// sink's own panics are recovered in the write goroutine instead.
-	stop := actor.WithGuardian(actor.NewOneForOneStrategy(0, time.Second, func(any) actor.Directive { return actor.StopDirective }))
+	// Never restarted (a new instance would lose its place in the WAL)
+	// nor stopped (its events would wait forever): a panic in Receive is
+	// logged and the pipeline resumes. The sink's own panics are recovered
+	// in the write goroutine.
+	resume := actor.WithGuardian(actor.NewOneForOneStrategy(math.MaxInt32, time.Second, func(reason any) actor.Directive {
+		log.Error("sink pipeline panicked; resuming it (the message it was handling is dropped)", "panic", reason)
+		return actor.ResumeDirective
+	}))
 	pid, err := e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &pipeline{sink: guarded{Sink: s, cb: st.cb}, raw: s, fallback: e.cfg.Fallback, wal: e.wal,
 			cursor: e.wal.NewCursor(rec.First), cfg: cfg, ctx: e.pipeCtx, state: st, metrics: e.metrics,
-			log: log, newID: newBatchID, progress: e.progressed, notify: notify,
+			log: log, newID: newBatchID, progress: e.progressed, notify: notify, writers: &e.writers,
 			head: rec.Next, dispatched: rec.First}
-	}, stop), "sink-"+name)
+	}, resume), "sink-"+name)
 	if err != nil {
 		return fmt.Errorf("cannot start the %s pipeline: %w", name, err)
 	}
@@ -678,6 +684,13 @@ func (e *Engine) Close(ctx context.Context) error {
 	finished := e.drain(ctx)
 	e.cancelPipe() // writes still running stop; their events stay in the WAL
 	<-e.releaseEnd
+	writersDone := make(chan struct{})
+	go func() { e.writers.Wait(); close(writersDone) }()
+	select {
+	case <-writersDone:
+	case <-time.After(2 * time.Second):
+		e.log.Warn("writes still running 2s after they were cancelled; closing the stores anyway")
+	}
 	for _, pid := range e.pipes {
 		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
 			e.log.Error("sink pipeline did not stop in time", "actor", pid.Id, "error", err)

@@ -51,6 +51,7 @@ type readDone struct {
 	events []event.Event
 	pos    uint64 // the cursor after the read
 	err    error
+	retry  bool // no read: the pause before reading again is over
 }
 
 // spill asks the pipeline to move its events before upTo from the WAL to
@@ -121,6 +122,7 @@ type pipeline struct {
 	metrics  *Metrics
 	log      *slog.Logger
 	newID    func() string
+	writers  *sync.WaitGroup     // every write goroutine, for shutdown
 	progress func()              // the watermark moved
 	notify   func(r BatchReport) // nil: no notifications
 
@@ -241,6 +243,9 @@ func (p *pipeline) read(c actor.Context, m *readDone) {
 	if m.from != p.dispatched {
 		return // a spill moved past it meanwhile
 	}
+	if m.retry {
+		return // pump reads again
+	}
 	if m.err != nil {
 		p.log.Error("cannot read events back from the WAL", "from", m.from, "error", m.err)
 	}
@@ -248,9 +253,12 @@ func (p *pipeline) read(c actor.Context, m *readDone) {
 		if m.pos > m.from {
 			p.lose(m.from, m.pos, m.err)
 		} else if m.err == nil {
-			// The WAL holds nothing there: that is a bug, not an outage.
-			p.log.Error("WAL has no events where this sink needs them; skipping", "from", m.from, "to", p.head)
-			p.lose(m.from, p.head, errors.New("not in the WAL"))
+			// Never expected: the WAL has committed what the buffer
+			// handed over. Try again (after a pause) rather than skip.
+			p.log.Error("WAL returned no events where this sink needs them; reading again", "from", m.from, "to", p.head)
+			p.reading = true
+			self, root := c.Self(), c.ActorSystem().Root
+			time.AfterFunc(time.Second, func() { root.Send(self, &readDone{from: m.from, first: m.from, pos: m.from, retry: true}) })
 		}
 		return
 	}
@@ -282,7 +290,9 @@ func (p *pipeline) start(c actor.Context, b *event.Batch) {
 	p.inFlight++
 	p.metrics.inFlight.WithLabelValues(p.state.name).Inc()
 	self, root := c.Self(), c.ActorSystem().Root
+	p.writers.Add(1)
 	go func() {
+		defer p.writers.Done()
 		defer cancel()
 		completed := p.write(ctx, b)
 		root.Send(self, &writeDone{f: f, completed: completed})
@@ -458,13 +468,14 @@ func (p *pipeline) spillRange(from, upTo uint64) error {
 	reason := errors.New("the WAL was full while this store was behind; spilled to the fallback log (see --wal-full)")
 	log := p.log.With("reason", "wal_full")
 	for cur.Pos() < upTo {
-		first, evs, err := cur.Next(p.cfg.maxEvents, p.cfg.maxBytes, upTo)
+		before := cur.Pos()
+		_, evs, err := cur.Next(p.cfg.maxEvents, p.cfg.maxBytes, upTo)
 		if err != nil {
-			p.log.Error("cannot read events back from the WAL to spill them", "at", cur.Pos(), "error", err)
-			if len(evs) == 0 && cur.Pos() == first {
+			p.log.Error("cannot read events back from the WAL to spill them", "at", before, "error", err)
+			if cur.Pos() == before {
 				return err
 			}
-			continue
+			continue // the cursor moved past what it could not read
 		}
 		if len(evs) == 0 {
 			break

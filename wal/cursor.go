@@ -38,6 +38,7 @@ func (c *Cursor) Seek(at uint64) {
 	if at == c.pos {
 		return
 	}
+	c.deferred = nil
 	c.pos = at
 	c.pending = nil
 	c.closeFile()
@@ -49,6 +50,13 @@ func (c *Cursor) Seek(at uint64) {
 // cursor reaches upTo. An error wrapping ErrCorrupt names events that could
 // not be read; the cursor has moved past them.
 func (c *Cursor) Next(max, maxBytes int, upTo uint64) (uint64, []event.Event, error) {
+	// The segment being written may change past what was read: read it
+	// afresh next time, whatever this call returns.
+	defer func() {
+		if c.r != nil {
+			c.r.drop()
+		}
+	}()
 	if err := c.deferred; err != nil {
 		c.deferred = nil
 		return c.pos, nil, err
@@ -90,11 +98,6 @@ func (c *Cursor) Next(max, maxBytes int, upTo uint64) (uint64, []event.Event, er
 		if len(out) == 0 {
 			first = c.pos
 		}
-	}
-	// The segment being written may change past what was read: read it
-	// afresh next time.
-	if c.r != nil {
-		c.r.drop()
 	}
 	return first, out, nil
 }
@@ -149,6 +152,16 @@ func (c *Cursor) fill(upTo uint64) error {
 			return fmt.Errorf("cannot read WAL segment %s: %w", c.seg.name, err)
 		}
 		end := rec.first + uint64(rec.count)
+		if next, ok := c.w.segmentAfter(c.seg.first); ok && end > next.first {
+			// Left by a failed write: the next segment holds these
+			// offsets. This segment ends here.
+			c.closeFile()
+			if c.pos < next.first {
+				c.skipped += next.first - c.pos
+				c.pos = next.first
+			}
+			continue
+		}
 		if end <= c.pos {
 			continue // before the cursor
 		}

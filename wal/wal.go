@@ -1,6 +1,8 @@
 package wal
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -83,8 +85,8 @@ type Recovery struct {
 	Events   uint64
 	// First and Next bound the offsets in the log: [First, Next).
 	First, Next uint64
-	// TornBytes were cut off the end of the newest segment: a write the
-	// crash interrupted, never acknowledged.
+	// TornBytes were cut off the end of the newest segment (preallocated
+	// zeros included): a write the crash interrupted, never acknowledged.
 	TornBytes int64
 	// Quarantined lists the bad parts of older segments.
 	Quarantined []Quarantine
@@ -257,6 +259,12 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 		if err == nil && rec.first != end {
 			err = fmt.Errorf("%w: record at %d has offset %d, want %d", errCorrupt, rec.at, rec.first, end)
 		}
+		if err == nil && !last && rec.first+uint64(rec.count) > nextFirst {
+			// Left by a write that failed before the next segment began
+			// at these offsets: never acknowledged.
+			w.log.Warn("WAL: cut off records a failed write left in a sealed segment", "segment", s.name, "at", rec.at)
+			break
+		}
 		if err == nil {
 			_, err = decodeEvents(rec.payload, rec.count)
 			if err != nil {
@@ -280,18 +288,27 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 	}
 	if bad != nil {
 		tail := fileSize - good
-		if last {
+		after, found := validRecordAfter(f, good, fileSize)
+		if last && !found {
 			// The newest segment ends where the crash cut the last write:
 			// that write was never acknowledged.
 			torn = tail
 			w.log.Warn("WAL: cut off a torn write at the end of the newest segment",
-				"segment", s.name, "at", good, "bytes", tail, "reason", bad)
+				"segment", s.name, "at", good, "reason", bad)
 		} else {
+			// In a sealed segment, or good records follow the bad one in
+			// the newest: that is damage, not a torn write.
 			qf, err := w.quarantine(f, s.name, good, fileSize)
 			if err != nil {
 				return 0, 0, nil, 0, 0, 0, err
 			}
 			q = &Quarantine{Segment: s.name, File: qf, From: end, To: max(end, nextFirst), Reason: bad.Error()}
+			if found && last {
+				// The good records after the damage are lost with it; the
+				// next segment starts after them.
+				q.To = max(end, after)
+				end = q.To
+			}
 			w.log.Error("WAL: BAD RECORD in a sealed segment; moved it and the rest of the segment to quarantine; those events are lost",
 				"segment", s.name, "at", good, "file", qf, "lost_from", q.From, "lost_to", q.To, "reason", bad)
 		}
@@ -306,6 +323,58 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 	}
 	return end, good, q, torn, records, events, nil
 }
+
+// validRecordAfter looks for an intact record after position from, and
+// returns the offset that follows the last intact one it finds.
+func validRecordAfter(f File, from, size int64) (uint64, bool) {
+	if size <= from {
+		return 0, false
+	}
+	buf := make([]byte, size-from)
+	n, _ := f.ReadAt(buf, from)
+	buf = buf[:n]
+	var m [4]byte
+	binary.LittleEndian.PutUint32(m[:], marker)
+	found, after := false, uint64(0)
+	for i := 1; ; {
+		j := bytes.Index(buf[i:], m[:])
+		if j < 0 {
+			return after, found
+		}
+		at := i + j - 20
+		i += j + 1
+		if at < 1 {
+			continue
+		}
+		r := &recordReader{f: bytesFile(buf[at:]), limit: int64(len(buf) - at)}
+		rec, err := r.next()
+		if err != nil {
+			continue
+		}
+		found, after = true, rec.first+uint64(rec.count)
+		i = at + int(rec.size)
+	}
+}
+
+// bytesFile reads a byte slice as a File (for validRecordAfter).
+type bytesFile []byte
+
+func (b bytesFile) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (bytesFile) WriteAt([]byte, int64) (int, error) { return 0, errors.ErrUnsupported }
+func (bytesFile) Close() error                       { return nil }
+func (bytesFile) Sync() error                        { return nil }
+func (bytesFile) Truncate(int64) error               { return errors.ErrUnsupported }
+func (bytesFile) Allocate(int64) error               { return nil }
+func (b bytesFile) Size() (int64, error)             { return int64(len(b)), nil }
 
 // quarantine copies bytes [from, to) of a segment into the quarantine folder.
 func (w *WAL) quarantine(f File, name string, from, to int64) (string, error) {
@@ -348,6 +417,33 @@ func (w *WAL) path(name string) string { return path.Join(w.opt.Dir, name) }
 // roll seals the active segment and starts a new one at w.next. Only the
 // writer (or Open) calls it.
 func (w *WAL) roll() error {
+	if w.active != nil && w.pos == 0 {
+		// Nothing is committed in the active segment (a write to it
+		// failed): start it again rather than make a second segment with
+		// the same first offset.
+		if err := w.active.Truncate(0); err != nil {
+			return err
+		}
+		if err := w.active.Allocate(w.opt.SegmentBytes); err != nil {
+			return err
+		}
+		if err := w.syncOrFail(w.active); err != nil {
+			return err
+		}
+		w.mustRoll = false
+		return nil
+	}
+	if w.active != nil && w.mustRoll {
+		// A failed write may have left whole records past pos, with offsets
+		// the next segment will use: cut them off, durably, first.
+		if err := w.active.Truncate(w.pos); err != nil {
+			return err
+		}
+		if err := w.syncOrFail(w.active); err != nil {
+			return err
+		}
+		w.alloc = w.pos
+	}
 	name := segmentName(w.next)
 	f, err := w.fs.Create(w.path(name))
 	if err != nil {
@@ -387,6 +483,19 @@ func (w *WAL) roll() error {
 	w.segments = append(w.segments, segment{first: w.next, name: name, size: alloc})
 	w.mu.Unlock()
 	w.active, w.pos, w.alloc, w.mustRoll = f, 0, alloc, false
+	return nil
+}
+
+// syncOrFail syncs f; a failure fails the log for good (see commit).
+func (w *WAL) syncOrFail(f File) error {
+	if err := f.Sync(); err != nil {
+		err = fmt.Errorf("%w: %v", ErrFailed, err)
+		w.mu.Lock()
+		w.err = err
+		w.mu.Unlock()
+		w.log.Error("WAL: SYNC FAILED; no more events are accepted until the process restarts and recovers the log", "error", err)
+		return err
+	}
 	return nil
 }
 
@@ -580,6 +689,13 @@ func (w *WAL) Release(upTo uint64) (int, error) {
 	for _, s := range gone {
 		if err := w.fs.Remove(w.path(s.name)); err != nil {
 			errs = append(errs, fmt.Errorf("cannot delete WAL segment %s: %w", s.name, err))
+		}
+	}
+	if len(gone) > 0 {
+		// A deletion lost to a power cut would only re-send, but keep the
+		// folder as the log believes it is.
+		if err := w.fs.SyncDir(w.opt.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("cannot sync the WAL folder: %w", err))
 		}
 	}
 	return len(gone), errors.Join(errs...)

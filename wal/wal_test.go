@@ -572,3 +572,98 @@ func TestQueueBound(t *testing.T) {
 		t.Fatalf("third enqueue: %v, want ErrQueueFull", err)
 	}
 }
+
+// A failed write of a segment's first record must not leave the log unable
+// to start a segment at the same offset.
+func TestFailedFirstWriteOfASegmentDoesNotBlock(t *testing.T) {
+	fs := crashfs.New()
+	w, _ := open(t, fs, 1<<20)
+	defer w.Close()
+	var once atomic.Bool
+	fs.SetFault(func(op crashfs.Op, _ string) error {
+		if op == crashfs.OpWrite && once.CompareAndSwap(false, true) {
+			return errors.New("input/output error")
+		}
+		return nil
+	})
+	if _, err := w.Append([]event.Event{ev("refused")}); err == nil {
+		t.Fatal("the failed write was acknowledged")
+	}
+	for i := range 3 {
+		if _, err := w.Append([]event.Event{ev(fmt.Sprint("after", i))}); err != nil {
+			t.Fatalf("append %d after one failed write: %v", i, err)
+		}
+	}
+	if got := readAll(t, w); len(got) != 3 || got[0].ID != "after0" {
+		t.Fatalf("read back %d events (%v), want after0..2", len(got), got)
+	}
+}
+
+// A short write that left whole records of refused requests behind must
+// not hide the acknowledged records written after it, on read-back nor
+// after recovery.
+func TestShortWriteLeavesNoRefusedRecords(t *testing.T) {
+	for _, prealloc := range []bool{true, false} {
+		t.Run(fmt.Sprint("preallocated ", prealloc), func(t *testing.T) {
+			const seg = 1 << 20
+			fs := crashfs.New()
+			fs.NoAllocate = !prealloc
+			w, _, err := wal.Open(wal.Options{Dir: "/wal", FS: fs, SegmentBytes: seg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Append([]event.Event{ev("first")}); err != nil {
+				t.Fatal(err)
+			}
+			var once atomic.Bool
+			fs.SetFault(func(op crashfs.Op, _ string) error {
+				if op == crashfs.OpWrite && once.CompareAndSwap(false, true) {
+					return &crashfs.ShortWrite{N: 1 << 30, Err: crashfs.ErrNoSpace} // all of it, then "full"
+				}
+				return nil
+			})
+			var wg sync.WaitGroup
+			for i := range 3 {
+				wg.Go(func() { w.Append([]event.Event{ev(fmt.Sprint("refused", i))}) })
+			}
+			wg.Wait()
+			fs.SetFault(nil)
+			want := []string{"first"}
+			for i := range 5 {
+				id := fmt.Sprint("after", i)
+				if _, err := w.Append([]event.Event{ev(id)}); err != nil {
+					t.Fatalf("append %s: %v", id, err)
+				}
+				want = append(want, id)
+			}
+			check := func(w *wal.WAL) {
+				t.Helper()
+				got := readAll(t, w)
+				ids := make([]string, len(got))
+				for i := range got {
+					ids[i] = got[i].ID
+				}
+				acked := map[string]bool{}
+				for _, id := range ids {
+					acked[id] = true
+				}
+				for _, id := range want {
+					if !acked[id] {
+						t.Fatalf("acknowledged %s missing; read back %v", id, ids)
+					}
+				}
+			}
+			check(w)
+			w.Close()
+			w, rec, err := wal.Open(wal.Options{Dir: "/wal", FS: fs, SegmentBytes: seg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if rec.Events != rec.Next-rec.First {
+				t.Fatalf("recovery %+v: events and offsets disagree", rec)
+			}
+			check(w)
+		})
+	}
+}

@@ -74,6 +74,9 @@ type FS struct {
 	// SkipSync makes Sync report success without making anything durable:
 	// the bug a power-cut test must catch.
 	SkipSync bool
+	// NoAllocate makes Allocate do nothing, as on file systems without
+	// fallocate.
+	NoAllocate bool
 	// KeepTorn makes Crash keep the whole unsynced tail of every file, as
 	// if it had all reached the disk.
 	KeepTorn bool
@@ -339,8 +342,24 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// ShortWrite, returned by a fault for OpWrite, writes the first N bytes
+// and then fails with Err, as a disk filling up in the middle of a write.
+type ShortWrite struct {
+	N   int
+	Err error
+}
+
+func (s *ShortWrite) Error() string { return s.Err.Error() }
+
 func (h *file) WriteAt(p []byte, off int64) (int, error) {
-	if err := h.fs.fault(OpWrite, h.name); err != nil {
+	var short *ShortWrite
+	if err := h.fs.fault(OpWrite, h.name); errors.As(err, &short) {
+		n := min(short.N, len(p))
+		if _, werr := h.WriteAt(p[:n], off); werr != nil {
+			return 0, werr
+		}
+		return n, short.Err
+	} else if err != nil {
 		return 0, err
 	}
 	h.fs.mu.Lock()
@@ -394,7 +413,7 @@ func (h *file) Allocate(size int64) error {
 	if err := h.dead(); err != nil {
 		return err
 	}
-	if size > int64(len(h.n.data)) {
+	if size > int64(len(h.n.data)) && !h.fs.NoAllocate {
 		o := op{size: size}
 		h.n.data = apply(h.n.data, o)
 		h.n.ops = append(h.n.ops, o)

@@ -104,9 +104,11 @@ func writeFile(path string, records []Record) error {
 		return fmt.Errorf("cannot write fallback file %s: %w", path, err)
 	}
 	// The file is complete and in place. Syncing the folder makes the new
-	// name survive a power cut; if that fails there is nothing better to do
-	// than what is done: the data is written and visible.
-	_ = syncDir(dir)
+	// name survive a power cut: only then may the WAL let these events go.
+	// If it fails the caller writes them again (a duplicate is harmless).
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("cannot sync fallback dir after writing %s: %w", path, err)
+	}
 	return nil
 }
 
