@@ -67,6 +67,15 @@ func (p *proc) waitDrained(t *testing.T, within time.Duration) {
 	}
 }
 
+// ndjson is n events with ids prefix0, prefix1, ...
+func ndjson(prefix string, n int) []byte {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "{\"id\":\"%s%d\",\"type\":\"t\"}\n", prefix, i)
+	}
+	return []byte(b.String())
+}
+
 // loader posts from several clients until stopped, NDJSON of 20 events and
 // single events, and remembers every id that got a 202.
 type loader struct {
@@ -224,11 +233,7 @@ func TestPostgresHungDoesNotSlowElasticsearch(t *testing.T) {
 	}
 	start := time.Now()
 	for r := range 30 {
-		var b strings.Builder
-		for i := range 100 {
-			fmt.Fprintf(&b, "{\"id\":\"h%d-%d\",\"type\":\"t\"}\n", r, i)
-		}
-		if res := p.post(t, []byte(b.String()), "Content-Type: application/x-ndjson"); res.Status != 202 {
+		if res := p.post(t, ndjson(fmt.Sprintf("h%d-", r), 100), "Content-Type: application/x-ndjson"); res.Status != 202 {
 			t.Fatalf("post %d with PostgreSQL hung: %d %s", r, res.Status, res.Error)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -265,11 +270,7 @@ func TestElasticsearchDownDoesNotSlowPostgres(t *testing.T) {
 	p := startServe(t, "--database-url", pg.URL, "--elasticsearch-url", esURL, "--elasticsearch-index", index, "--batch-idle", "10ms")
 	fake.FailRequests(503, 1_000_000)
 	for r := range 30 {
-		var b strings.Builder
-		for i := range 100 {
-			fmt.Fprintf(&b, "{\"id\":\"e%d-%d\",\"type\":\"t\"}\n", r, i)
-		}
-		if res := p.post(t, []byte(b.String()), "Content-Type: application/x-ndjson"); res.Status != 202 {
+		if res := p.post(t, ndjson(fmt.Sprintf("e%d-", r), 100), "Content-Type: application/x-ndjson"); res.Status != 202 {
 			t.Fatalf("post %d with Elasticsearch down: %d %s", r, res.Status, res.Error)
 		}
 	}
@@ -292,11 +293,7 @@ func TestRestartWhilePostgresDown(t *testing.T) {
 	pg := testenv.Postgres(t)
 	pg.Stop()
 	p := startServe(t, "--database-url", pg.URL, "--batch-idle", "10ms") // waits for /readyz
-	var b strings.Builder
-	for i := range 500 {
-		fmt.Fprintf(&b, "{\"id\":\"d%d\",\"type\":\"t\"}\n", i)
-	}
-	if res := p.post(t, []byte(b.String()), "Content-Type: application/x-ndjson"); res.Status != 202 {
+	if res := p.post(t, ndjson("d", 500), "Content-Type: application/x-ndjson"); res.Status != 202 {
 		t.Fatalf("post with PostgreSQL down: %d %s", res.Status, res.Error)
 	}
 	if n := p.node(t); n.Sinks[0].Ready {
@@ -363,11 +360,7 @@ func TestSIGTERMWithStoreDown(t *testing.T) {
 	dir := t.TempDir()
 	p := startServeIn(t, dir, "--database-url", pg.URL, "--batch-idle", "10ms", "--shutdown-timeout", "2s")
 	pg.Stop()
-	var b strings.Builder
-	for i := range 300 {
-		fmt.Fprintf(&b, "{\"id\":\"t%d\",\"type\":\"t\"}\n", i)
-	}
-	if res := p.post(t, []byte(b.String()), "Content-Type: application/x-ndjson"); res.Status != 202 {
+	if res := p.post(t, ndjson("t", 300), "Content-Type: application/x-ndjson"); res.Status != 202 {
 		t.Fatalf("post: %d %s", res.Status, res.Error)
 	}
 	start := time.Now()
