@@ -575,7 +575,7 @@ func (e *Engine) Admit() error {
 		e.refused("wal_full", 0)
 		return err
 	}
-	if e.wal.Stats().QueuedBytes >= e.cfg.WAL.QueueBytes {
+	if e.wal.QueuedBytes() >= e.cfg.WAL.QueueBytes {
 		e.refused("overloaded", 0)
 		return ErrOverloaded
 	}

@@ -646,6 +646,13 @@ func (w *WAL) segmentFirst() uint64 {
 	return w.segments[len(w.segments)-1].first
 }
 
+// QueuedBytes is how many encoded bytes wait to be written.
+func (w *WAL) QueuedBytes() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queued
+}
+
 // Err is the failure that stopped the log, or nil.
 func (w *WAL) Err() error {
 	w.mu.Lock()
