@@ -211,6 +211,7 @@ type Engine struct {
 	closed       bool // the siblings are stopped too: nothing may reach the WAL
 
 	walBytes atomic.Int64 // the WAL's size, as of the last check
+	clock    commitClock  // when offsets were written, for lag ages
 	lost     atomic.Int64 // acknowledged events that are gone (memory mode)
 
 	// progress wakes whoever waits for the sinks (?ack=stored, release).
@@ -265,6 +266,7 @@ func Start(cfg Config) (*Engine, error) {
 	}
 	e.wal, e.recovered = w, rec
 	e.logRecovery(rec)
+	e.clock.note(rec.First, time.Now()) // recovered events: at least this old
 	e.walBytes.Store(w.Stats().Bytes)
 	if cfg.Notifier != nil {
 		e.notifier = startNotifier(cfg.Notifier, e.metrics, cfg.Logger.With("component", "notify"))
@@ -360,6 +362,9 @@ func (e *Engine) committed(recs []wal.Committed) {
 		n += len(r.Events)
 	}
 	e.metrics.accepted.Add(float64(n))
+	if len(recs) > 0 {
+		e.clock.note(recs[0].First, time.Now())
+	}
 	e.sys.Root.Send(e.buffer, &ingest{recs: recs})
 }
 
@@ -787,10 +792,26 @@ type SinkStatus struct {
 	// WAL they keep on disk.
 	LagEvents uint64 `json:"lag_events"`
 	LagBytes  int64  `json:"lag_bytes"`
-	DoneUpTo  uint64 `json:"done_offset"`
-	LastError string `json:"last_error,omitempty"`
-	ErrorAt   string `json:"last_error_at,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// OldestPendingSeconds is how long ago its oldest unfinished event
+	// was written to the WAL (to the second); 0 when it is not behind.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+	DoneUpTo             uint64  `json:"done_offset"`
+	LastError            string  `json:"last_error,omitempty"`
+	ErrorAt              string  `json:"last_error_at,omitempty"`
+	Error                string  `json:"error,omitempty"`
+}
+
+// pendingAge is how long the oldest event a sink has not finished has been
+// in the WAL, in seconds (0 when it is not behind).
+func (e *Engine) pendingAge(st *sinkState) float64 {
+	if st.lag() == 0 {
+		return 0
+	}
+	t, ok := e.clock.since(st.done.Load())
+	if !ok {
+		return 0
+	}
+	return time.Since(t).Round(time.Second).Seconds()
 }
 
 // Node reports the engine's state; it pings every sink, bounded by ctx.
@@ -810,7 +831,8 @@ func (e *Engine) Node(ctx context.Context) NodeStatus {
 	for i, s := range e.cfg.Sinks {
 		st := e.states[i]
 		ss := SinkStatus{Name: s.Name(), Ready: st.ready.Load(), Reachable: true, Breaker: st.cb.State().String(),
-			LagEvents: st.lag(), LagBytes: e.wal.BytesFrom(st.done.Load()), DoneUpTo: st.done.Load()}
+			LagEvents: st.lag(), LagBytes: e.wal.BytesFrom(st.done.Load()), DoneUpTo: st.done.Load(),
+			OldestPendingSeconds: e.pendingAge(st)}
 		st.mu.Lock()
 		if st.lastErr != "" {
 			ss.LastError, ss.ErrorAt = st.lastErr, st.errAt.UTC().Format(time.RFC3339)

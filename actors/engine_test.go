@@ -487,8 +487,8 @@ func TestBreakerStopsHammeringADeadStore(t *testing.T) {
 	if during > 2 {
 		t.Fatalf("%d calls to a store whose breaker is open, in 1s", during)
 	}
-	if st := e.Node(context.Background()).Sinks[0]; st.Breaker != "open" || st.LagEvents != 80 {
-		t.Fatalf("node status %+v, want breaker open and 80 events behind", st)
+	if st := e.Node(context.Background()).Sinks[0]; st.Breaker != "open" || st.LagEvents != 80 || st.OldestPendingSeconds < 1 {
+		t.Fatalf("node status %+v, want breaker open, 80 events behind for a second or more", st)
 	}
 	down.Lock()
 	dead = false

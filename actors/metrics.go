@@ -121,8 +121,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, walBytes, walMax)
 	lag := prometheus.NewDesc("eventlistener_sink_lag_events", "Events in the WAL a sink has not finished yet.", []string{"sink"}, nil)
 	lagBytes := prometheus.NewDesc("eventlistener_sink_lag_bytes", "WAL bytes kept on disk for a sink that is behind.", []string{"sink"}, nil)
-	reg.MustRegister(collectorFunc{descs: []*prometheus.Desc{lag, lagBytes}, collect: func(ch chan<- prometheus.Metric) {
+	age := prometheus.NewDesc("eventlistener_sink_oldest_pending_seconds", "How long ago a sink's oldest unfinished event was written to the WAL (0: not behind).", []string{"sink"}, nil)
+	reg.MustRegister(collectorFunc{descs: []*prometheus.Desc{lag, lagBytes, age}, collect: func(ch chan<- prometheus.Metric) {
 		for _, st := range e.states {
+			ch <- prometheus.MustNewConstMetric(age, prometheus.GaugeValue, e.pendingAge(st), st.name)
 			ch <- prometheus.MustNewConstMetric(lag, prometheus.GaugeValue, float64(st.lag()), st.name)
 			ch <- prometheus.MustNewConstMetric(lagBytes, prometheus.GaugeValue, float64(e.wal.BytesFrom(st.done.Load())), st.name)
 		}
