@@ -689,17 +689,19 @@ func (e *Engine) Close(ctx context.Context) error {
 	finished := e.drain(ctx)
 	e.cancelPipe() // writes still running stop; their events stay in the WAL
 	<-e.releaseEnd
+	for _, pid := range e.pipes {
+		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
+			e.log.Error("sink pipeline did not stop in time", "actor", pid.Id, "error", err)
+		}
+	}
+	// The pipelines are stopped, so no write starts any more: wait for
+	// those cancelled before the stores close under them.
 	writersDone := make(chan struct{})
 	go func() { e.writers.Wait(); close(writersDone) }()
 	select {
 	case <-writersDone:
 	case <-time.After(2 * time.Second):
 		e.log.Warn("writes still running 2s after they were cancelled; closing the stores anyway")
-	}
-	for _, pid := range e.pipes {
-		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
-			e.log.Error("sink pipeline did not stop in time", "actor", pid.Id, "error", err)
-		}
 	}
 	if _, err := e.wal.Release(e.done()); err != nil {
 		e.log.Error("cannot delete WAL segments", "error", err)
