@@ -126,6 +126,7 @@ type WAL struct {
 	spare    []*request
 	queued   int64
 	closing  bool
+	closed   bool      // the writer is stopped
 	err      error     // set once: the log failed
 	segments []segment // oldest first; the last is being written
 	next     uint64    // offset of the next event
@@ -680,7 +681,8 @@ func (w *WAL) Stats() Stats {
 }
 
 // Release deletes the sealed segments whose events all come before upTo:
-// every sink is done with them.
+// every sink is done with them. Once the log is closed, a upTo at its end
+// deletes the last segment too.
 func (w *WAL) Release(upTo uint64) (int, error) {
 	w.mu.Lock()
 	var gone []segment
@@ -688,7 +690,13 @@ func (w *WAL) Release(upTo uint64) (int, error) {
 		gone = append(gone, w.segments[0])
 		w.segments = w.segments[1:]
 	}
-	if len(gone) > 0 {
+	if w.closed && upTo >= w.next && len(w.segments) > 0 {
+		// Closed and every event done: the last segment goes too, so the
+		// next start has nothing to send again.
+		gone = append(gone, w.segments...)
+		w.segments = nil
+		w.first = w.next
+	} else if len(gone) > 0 {
 		w.first = w.segments[0].first
 	}
 	w.mu.Unlock()
@@ -721,6 +729,9 @@ func (w *WAL) Close() error {
 	w.cond.Broadcast()
 	w.mu.Unlock()
 	<-w.stopped
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	if w.active != nil {
 		err := w.active.Close()
 		w.active = nil

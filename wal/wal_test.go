@@ -667,3 +667,30 @@ func TestShortWriteLeavesNoRefusedRecords(t *testing.T) {
 		})
 	}
 }
+
+// After a clean stop with everything done, nothing is left to send again.
+func TestReleaseAfterCloseEmptiesTheLog(t *testing.T) {
+	fs := crashfs.New()
+	w, _ := open(t, fs, 1<<20)
+	for i := range 10 {
+		if _, err := w.Append([]event.Event{ev(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := w.Stats().Next
+	if n, _ := w.Release(next); n != 0 {
+		t.Fatalf("released the active segment of an open log")
+	}
+	w.Close()
+	if n, err := w.Release(next - 1); n != 0 || err != nil {
+		t.Fatalf("released with an event not done: %d, %v", n, err)
+	}
+	if n, err := w.Release(next); n != 1 || err != nil {
+		t.Fatalf("Release after Close = %d, %v; want the last segment gone", n, err)
+	}
+	w, rec := open(t, fs, 1<<20)
+	defer w.Close()
+	if rec.Events != 0 {
+		t.Fatalf("recovered %d events after a clean, finished stop", rec.Events)
+	}
+}
