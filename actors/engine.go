@@ -624,17 +624,6 @@ func (e *Engine) Ready() error {
 	return e.full()
 }
 
-// Ping checks every sink.
-func (e *Engine) Ping(ctx context.Context) error {
-	var errs []error
-	for _, s := range e.cfg.Sinks {
-		if err := s.Ping(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.Name(), err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // Sinks lists the sink names.
 func (e *Engine) Sinks() []string {
 	names := make([]string, len(e.cfg.Sinks))

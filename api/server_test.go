@@ -55,7 +55,6 @@ func (f *fakeEngine) Admit() error {
 	}
 	return f.admitErr
 }
-func (f *fakeEngine) Ping(ctx context.Context) error { return f.pingErr }
 func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
 	return actors.ProxySnapshot{}, actors.ErrNoProxy
 }

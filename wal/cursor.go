@@ -109,7 +109,7 @@ var ErrCorrupt = errors.New("WAL records unreadable")
 func (c *Cursor) fill(upTo uint64) error {
 	for {
 		if c.f == nil {
-			seg, _, ok := c.w.segmentFor(c.pos)
+			seg, ok := c.w.segmentFor(c.pos)
 			if !ok {
 				return fmt.Errorf("no WAL segment holds offset %d", c.pos)
 			}

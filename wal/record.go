@@ -58,7 +58,7 @@ type record struct {
 // buffer of its own. It trusts its buffer only up to the records it has
 // checked: a segment being written may change beyond them.
 type recordReader struct {
-	f      File
+	f      io.ReaderAt
 	limit  int64 // the file's size when opened, or -1: read until EOF
 	off    int64 // position of the next record
 	buf    []byte

@@ -347,7 +347,7 @@ func validRecordAfter(f File, from, size int64) (uint64, bool) {
 		if at < 1 {
 			continue
 		}
-		r := &recordReader{f: bytesFile(buf[at:]), limit: int64(len(buf) - at)}
+		r := &recordReader{f: bytes.NewReader(buf[at:]), limit: int64(len(buf) - at)}
 		rec, err := r.next()
 		if err != nil {
 			continue
@@ -356,26 +356,6 @@ func validRecordAfter(f File, from, size int64) (uint64, bool) {
 		i = at + int(rec.size)
 	}
 }
-
-// bytesFile reads a byte slice as a File (for validRecordAfter).
-type bytesFile []byte
-
-func (b bytesFile) ReadAt(p []byte, off int64) (int, error) {
-	if off >= int64(len(b)) {
-		return 0, io.EOF
-	}
-	n := copy(p, b[off:])
-	if n < len(p) {
-		return n, io.EOF
-	}
-	return n, nil
-}
-func (bytesFile) WriteAt([]byte, int64) (int, error) { return 0, errors.ErrUnsupported }
-func (bytesFile) Close() error                       { return nil }
-func (bytesFile) Sync() error                        { return nil }
-func (bytesFile) Truncate(int64) error               { return errors.ErrUnsupported }
-func (bytesFile) Allocate(int64) error               { return nil }
-func (b bytesFile) Size() (int64, error)             { return int64(len(b)), nil }
 
 // quarantine copies bytes [from, to) of a segment into the quarantine folder.
 func (w *WAL) quarantine(f File, name string, from, to int64) (string, error) {
@@ -740,26 +720,19 @@ func (w *WAL) Close() error {
 	return nil
 }
 
-// segmentFor finds the segment holding offset at, and the one after it.
-func (w *WAL) segmentFor(at uint64) (seg segment, next *segment, ok bool) {
+// segmentFor finds the segment holding offset at (the oldest, if at was
+// released).
+func (w *WAL) segmentFor(at uint64) (segment, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.segments) == 0 {
+		return segment{}, false
+	}
 	i := sort.Search(len(w.segments), func(i int) bool { return w.segments[i].first > at })
-	if i == 0 {
-		if len(w.segments) == 0 {
-			return segment{}, nil, false
-		}
-		// Older than everything kept: start at the oldest.
-		i = 1
-	}
-	seg = w.segments[i-1]
-	if i < len(w.segments) {
-		n := w.segments[i]
-		next = &n
-	}
-	return seg, next, true
+	return w.segments[max(i, 1)-1], true
 }
 
+// segmentAfter finds the segment after the one holding offset first.
 func (w *WAL) segmentAfter(first uint64) (segment, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -774,13 +747,10 @@ func (w *WAL) segmentAfter(first uint64) (segment, bool) {
 // releasing up to it frees that segment. It is at itself when at is in the
 // segment being written.
 func (w *WAL) SegmentEnd(at uint64) uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	i := sort.Search(len(w.segments), func(i int) bool { return w.segments[i].first > at })
-	if i >= len(w.segments) {
-		return at
+	if next, ok := w.segmentAfter(at); ok {
+		return next.first
 	}
-	return w.segments[i].first
+	return at
 }
 
 // BytesFrom is the size on disk of the segments holding offset at and
