@@ -95,8 +95,10 @@ type Config struct {
 	Fallback Fallback
 	// Redis, when set, runs the Redis subscriber beside the buffer.
 	Redis *RedisConfig
-	// Notifier, when set, is told about every batch each sink finished.
-	Notifier Notifier
+	// Notifier, when set, is told about every batch each sink finished;
+	// NotifyQueue reports wait for it at most, the rest are dropped.
+	Notifier    Notifier
+	NotifyQueue int
 	// Proxy, when set, runs the HAProxy watcher.
 	Proxy *ProxyConfig
 	// VIP, when set, makes this node master only while it holds the
@@ -173,6 +175,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Ack == "" {
 		c.Ack = d.Ack
+	}
+	if c.NotifyQueue <= 0 {
+		c.NotifyQueue = DefaultNotifyQueue
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -269,7 +274,7 @@ func Start(cfg Config) (*Engine, error) {
 	e.clock.note(rec.First, time.Now()) // recovered events: at least this old
 	e.walBytes.Store(w.Stats().Bytes)
 	if cfg.Notifier != nil {
-		e.notifier = startNotifier(cfg.Notifier, e.metrics, cfg.Logger.With("component", "notify"))
+		e.notifier = startNotifier(cfg.Notifier, cfg.NotifyQueue, e.metrics, cfg.Logger.With("component", "notify"))
 	}
 	for _, s := range cfg.Sinks {
 		if err := e.startPipeline(s, rec); err != nil {

@@ -577,7 +577,7 @@ func TestSilentNotifierDoesNotSlowTheSinks(t *testing.T) {
 		t.Fatalf("3000 one-event batches took %v with a silent notifier", took)
 	}
 	if n := testutil.ToFloat64(e.metrics.notifyDropped); n < 1000 {
-		t.Fatalf("dropped %v notifications, want most of 3000 (queue %d)", n, notifyQueue)
+		t.Fatalf("dropped %v notifications, want most of 3000 (queue %d)", n, DefaultNotifyQueue)
 	}
 }
 

@@ -116,14 +116,34 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		Name: "eventlistener_wal_max_bytes",
 		Help: "The WAL's bound, --wal-max-bytes.",
 	}, func() float64 { return float64(e.cfg.WAL.MaxBytes) })
+	walQueue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventlistener_wal_queue_bytes",
+		Help: "Bytes of requests waiting to be written to the WAL (bound: --max-pending-bytes).",
+	}, func() float64 {
+		if e.wal == nil {
+			return 0
+		}
+		return float64(e.wal.QueuedBytes())
+	})
+	notifyQueued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventlistener_notifications_queued",
+		Help: "Batch notifications waiting to be published (bound: --redis-notify-queue).",
+	}, func() float64 {
+		if e.notifier == nil {
+			return 0
+		}
+		return float64(len(e.notifier.queue))
+	})
 	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.batchEvents, m.inFlight,
 		m.sinkEvents, m.sinkFromWAL, m.spilled, m.breaker, m.writeSeconds, m.retries, m.lost, m.master,
-		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, walBytes, walMax)
+		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, walBytes, walMax, walQueue, notifyQueued)
 	lag := prometheus.NewDesc("eventlistener_sink_lag_events", "Events in the WAL a sink has not finished yet.", []string{"sink"}, nil)
 	lagBytes := prometheus.NewDesc("eventlistener_sink_lag_bytes", "WAL bytes kept on disk for a sink that is behind.", []string{"sink"}, nil)
+	queued := prometheus.NewDesc("eventlistener_sink_queued_batches", "Batches a sink keeps in memory waiting to be written (bound: --sink-window; the rest it reads back from the WAL).", []string{"sink"}, nil)
 	age := prometheus.NewDesc("eventlistener_sink_oldest_pending_seconds", "How long ago a sink's oldest unfinished event was written to the WAL (0: not behind).", []string{"sink"}, nil)
-	reg.MustRegister(collectorFunc{descs: []*prometheus.Desc{lag, lagBytes, age}, collect: func(ch chan<- prometheus.Metric) {
+	reg.MustRegister(collectorFunc{descs: []*prometheus.Desc{lag, lagBytes, queued, age}, collect: func(ch chan<- prometheus.Metric) {
 		for _, st := range e.states {
+			ch <- prometheus.MustNewConstMetric(queued, prometheus.GaugeValue, float64(st.queued.Load()), st.name)
 			ch <- prometheus.MustNewConstMetric(age, prometheus.GaugeValue, e.pendingAge(st), st.name)
 			ch <- prometheus.MustNewConstMetric(lag, prometheus.GaugeValue, float64(st.lag()), st.name)
 			ch <- prometheus.MustNewConstMetric(lagBytes, prometheus.GaugeValue, float64(e.wal.BytesFrom(st.done.Load())), st.name)

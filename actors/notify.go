@@ -22,10 +22,10 @@ type BatchReport struct {
 	Time     time.Time `json:"time"`
 }
 
-// notifyQueue is how many reports wait to be published: a few seconds of
-// batches at full speed. Past it, reports are dropped and counted, so a
-// slow or silent Redis never slows a sink.
-const notifyQueue = 1024
+// DefaultNotifyQueue is how many reports wait to be published: a few
+// seconds of batches at full speed. Past it, reports are dropped and
+// counted, so a slow or silent Redis never slows a sink.
+const DefaultNotifyQueue = 1024
 
 // notifyTimeout bounds one publish.
 const notifyTimeout = 2 * time.Second
@@ -40,8 +40,8 @@ type notifier struct {
 	done    chan struct{}
 }
 
-func startNotifier(n Notifier, m *Metrics, log *slog.Logger) *notifier {
-	q := &notifier{n: n, queue: make(chan BatchReport, notifyQueue), metrics: m, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+func startNotifier(n Notifier, size int, m *Metrics, log *slog.Logger) *notifier {
+	q := &notifier{n: n, queue: make(chan BatchReport, size), metrics: m, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	go q.run()
 	return q
 }

@@ -65,11 +65,12 @@ type spilled struct {
 
 // sinkState is what the rest of the engine reads of a pipeline.
 type sinkState struct {
-	name  string
-	done  atomic.Uint64 // every event before this offset is done
-	head  atomic.Uint64 // every event before this offset was handed over
-	ready atomic.Bool   // the sink's table or template is in place
-	cb    *gobreaker.CircuitBreaker[struct{}]
+	name   string
+	done   atomic.Uint64 // every event before this offset is done
+	head   atomic.Uint64 // every event before this offset was handed over
+	ready  atomic.Bool   // the sink's table or template is in place
+	queued atomic.Int64  // batches kept in memory, waiting (bound: window)
+	cb     *gobreaker.CircuitBreaker[struct{}]
 
 	mu      sync.Mutex
 	lastErr string
@@ -187,6 +188,7 @@ func (p *pipeline) take(b *event.Batch) {
 	p.state.head.Store(end)
 	if len(p.queue) < p.cfg.window && b.First >= p.dispatched {
 		p.queue = append(p.queue, b)
+		p.state.queued.Store(int64(len(p.queue)))
 		return
 	}
 	p.metrics.sinkFromWAL.WithLabelValues(p.state.name).Add(float64(len(b.Events)))
@@ -229,6 +231,7 @@ func (p *pipeline) pump(c actor.Context) {
 			root.Send(self, &readDone{from: from, first: first, events: evs, pos: p.cursor.Pos(), err: err})
 		}()
 	}
+	p.state.queued.Store(int64(len(p.queue)))
 	if p.inFlight == 0 && !p.reading && !p.spilling && p.dispatched >= p.head {
 		for _, d := range p.drainers {
 			c.Send(d, &drained{})

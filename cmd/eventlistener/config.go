@@ -59,6 +59,7 @@ type config struct {
 	RedisChannels      string
 	RedisEventType     string
 	RedisNotifyChannel string
+	RedisNotifyQueue   int
 
 	HAProxyStatsURL     string
 	HAProxyRuntimeAddr  string
@@ -108,10 +109,11 @@ func defaultConfig() config {
 		// Below Kubernetes' 30s grace period (and with the HTTP drain
 		// counted in), so a stop is never a SIGKILL; what the stores do not
 		// take in time stays in the WAL for the next start.
-		ShutdownTimeout: 20 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "text",
-		RedisEventType:  "redis.message",
+		ShutdownTimeout:  20 * time.Second,
+		LogLevel:         "info",
+		LogFormat:        "text",
+		RedisEventType:   "redis.message",
+		RedisNotifyQueue: actors.DefaultNotifyQueue,
 		// Often enough to see a server go down within seconds; a poll is one
 		// small HTTP request.
 		HAProxyPollInterval: 2 * time.Second,
@@ -198,6 +200,8 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "channels to ingest, comma-separated; an entry with * ? or [ is a pattern"},
 		&cli.StringFlag{Name: "redis-event-type", Value: c.RedisEventType, Destination: &c.RedisEventType, Sources: env("redis-event-type"), Category: "Redis",
 			Usage: "type of events made from Redis messages that are not events themselves"},
+		&cli.IntFlag{Name: "redis-notify-queue", Value: c.RedisNotifyQueue, Destination: &c.RedisNotifyQueue, Sources: env("redis-notify-queue"), Category: "Redis",
+			Usage: "batch notifications waiting to be published at most; past it they are dropped (and counted), so a slow Redis never slows the stores"},
 		&cli.StringFlag{Name: "redis-notify-channel", Destination: &c.RedisNotifyChannel, Sources: env("redis-notify-channel"), Category: "Redis",
 			Usage: "publish one JSON message per written batch (id, events, per-store outcome) on this channel"},
 		&cli.StringFlag{Name: "haproxy-stats-url", Destination: &c.HAProxyStatsURL, Sources: env("haproxy-stats-url"), Category: "HAProxy",
@@ -304,6 +308,7 @@ func (c *config) validateServe() error {
 	positive("batch-max-age", c.BatchMaxAge > 0, c.BatchMaxAge)
 	positive("max-in-flight", c.MaxInFlight > 0, c.MaxInFlight)
 	positive("sink-window", c.SinkWindow > 0, c.SinkWindow)
+	positive("redis-notify-queue", c.RedisNotifyQueue > 0, c.RedisNotifyQueue)
 	positive("write-timeout", c.WriteTimeout > 0, c.WriteTimeout)
 	positive("ack-timeout", c.AckTimeout > 0, c.AckTimeout)
 	positive("shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout)

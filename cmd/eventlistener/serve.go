@@ -99,9 +99,9 @@ func serve(ctx context.Context, c *config) error {
 		Sinks:    stores,
 		Fallback: fb,
 		Redis:    redisCfg,
-		Notifier: notifier,
-		Proxy:    proxyCfg,
-		VIP:      c.vip, DutyInterval: c.HAProxyPollInterval,
+		Notifier: notifier, NotifyQueue: c.RedisNotifyQueue,
+		Proxy: proxyCfg,
+		VIP:   c.vip, DutyInterval: c.HAProxyPollInterval,
 		Logger: log, Registerer: reg,
 	})
 	if err != nil {
