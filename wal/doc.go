@@ -13,10 +13,13 @@
 // answers them all. A failed sync is never retried (the kernel may have
 // dropped the dirty pages, see "fsyncgate"): the log stops taking writes.
 //
-// Open recovers: a torn or zeroed tail of the newest segment is cut off; a
-// bad record in an older segment (which was complete when it was sealed) is
-// moved to the quarantine folder with the rest of its segment and reported,
-// never skipped silently. Segments are sealed on recovery; writing always
+// Open recovers: a torn or zeroed tail of the newest segment is cut off. A
+// record names the write (group) it was part of, so intact records after a
+// bad one tell a torn write (same write: never synced, never acknowledged)
+// from damage (a later write: the bad one had been synced). Damage, a bad
+// record in an older segment (which was complete when it was sealed) and a
+// gap between segments are reported, and the bytes moved to the quarantine
+// folder, never skipped silently. Segments are sealed on recovery; writing always
 // continues in a new one.
 //
 // The log keeps no record of what the sinks have done with it: the caller

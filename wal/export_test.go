@@ -1,11 +1,9 @@
 package wal
 
-// CutTornTail lets a negative control turn off the cutting of torn tails,
-// to prove that the power-cut test catches it.
-var CutTornTail = &cutTornTail
-
-// DecodeEvents and AppendEvents expose the payload codec to the fuzzer.
+// DecodeEvents and AppendEvents expose the payload codec to the fuzzer;
+// AppendRecord lets tests lay out segments by hand.
 var (
 	DecodeEvents = decodeEvents
 	AppendEvents = appendEvents
+	AppendRecord = appendRecord
 )

@@ -8,18 +8,23 @@ import (
 	"io"
 )
 
-// A record is a 24-byte header and a payload:
+// A record is a 32-byte header and a payload:
 //
 //	[0:4]   payload length (little endian)
-//	[4:8]   CRC-32C of bytes [8:24] and the payload
+//	[4:8]   CRC-32C of bytes [8:32] and the payload
 //	[8:16]  offset of the record's first event
-//	[16:20] number of events
-//	[20:24] marker "ELW" and format version 1
+//	[16:24] offset of the first event of the write (group commit) the
+//	        record was part of
+//	[24:28] number of events
+//	[28:32] marker "ELW" and format version 2
 //
 // A header of zeros ends a segment: segments are preallocated with zeros.
+// The group offset tells recovery whether intact records after a bad one
+// come from the same write (one the power cut tore: never acknowledged) or
+// from a later one (so the bad record had been synced: damage).
 const (
-	headerSize = 24
-	marker     = 0x01574c45 // "ELW\x01" little endian
+	headerSize = 32
+	marker     = 0x02574c45 // "ELW\x02" little endian
 	// maxPayload bounds a record's length field, so garbage cannot make the
 	// reader allocate much: the largest request is 64 MiB.
 	maxPayload = 256 << 20
@@ -30,15 +35,17 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // errCorrupt marks a record that is not what was written.
 var errCorrupt = errors.New("corrupt record")
 
-// appendRecord appends a record holding count events, encoded in payload.
-func appendRecord(buf []byte, first uint64, count int, payload []byte) []byte {
+// appendRecord appends a record holding count events, encoded in payload,
+// written in the group whose first event is at offset group.
+func appendRecord(buf []byte, first, group uint64, count int, payload []byte) []byte {
 	at := len(buf)
 	buf = append(buf, make([]byte, headerSize)...)
 	h := buf[at:]
 	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint64(h[8:], first)
-	binary.LittleEndian.PutUint32(h[16:], uint32(count))
-	binary.LittleEndian.PutUint32(h[20:], marker)
+	binary.LittleEndian.PutUint64(h[16:], group)
+	binary.LittleEndian.PutUint32(h[24:], uint32(count))
+	binary.LittleEndian.PutUint32(h[28:], marker)
 	buf = append(buf, payload...)
 	crc := crc32.Update(crc32.Checksum(h[8:headerSize], castagnoli), castagnoli, payload)
 	binary.LittleEndian.PutUint32(buf[at+4:], crc)
@@ -48,6 +55,7 @@ func appendRecord(buf []byte, first uint64, count int, payload []byte) []byte {
 // record is one record read back.
 type record struct {
 	first   uint64
+	group   uint64 // offset of the first event of its write
 	count   int
 	payload []byte // owned by the record
 	at      int64  // byte position in its segment
@@ -110,7 +118,7 @@ func (r *recordReader) next() (record, error) {
 		return record{}, io.EOF
 	}
 	length := binary.LittleEndian.Uint32(h[0:])
-	if binary.LittleEndian.Uint32(h[20:]) != marker || length > maxPayload {
+	if binary.LittleEndian.Uint32(h[28:]) != marker || length > maxPayload {
 		r.drop()
 		return record{}, fmt.Errorf("%w: bad header at %d", errCorrupt, r.off)
 	}
@@ -131,7 +139,8 @@ func (r *recordReader) next() (record, error) {
 	}
 	rec := record{
 		first:   binary.LittleEndian.Uint64(b[8:]),
-		count:   int(binary.LittleEndian.Uint32(b[16:])),
+		group:   binary.LittleEndian.Uint64(b[16:]),
+		count:   int(binary.LittleEndian.Uint32(b[24:])),
 		payload: append([]byte(nil), b[headerSize:]...),
 		at:      r.off,
 		size:    int64(total),

@@ -30,9 +30,6 @@ var (
 
 const segmentExt = ".wal"
 
-// cutTornTail is off only in a negative control of the tests.
-var cutTornTail = true
-
 // Options configure a log. Zero fields take the defaults of DefaultOptions.
 type Options struct {
 	// Dir holds the segments; QuarantineDir (default Dir/quarantine) the
@@ -251,8 +248,10 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 	}
 	r := &recordReader{f: f, limit: fileSize}
 	end = s.first
-	var bad error
+	var good int64 // the end of the last good record
+	var why error  // why reading stopped before the end of the file
 	for {
+		good = r.off
 		rec, err := r.next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -263,8 +262,8 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 		if err == nil && !last && rec.first+uint64(rec.count) > nextFirst {
 			// Left by a write that failed before the next segment began
 			// at these offsets: never acknowledged.
-			w.log.Warn("WAL: cut off records a failed write left in a sealed segment", "segment", s.name, "at", rec.at)
-			break
+			err = fmt.Errorf("%w: record at %d holds offsets %d to %d, and the next segment starts at %d",
+				errCorrupt, rec.at, rec.first, rec.first+uint64(rec.count), nextFirst)
 		}
 		if err == nil {
 			_, err = decodeEvents(rec.payload, rec.count)
@@ -276,42 +275,70 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 			if !errors.Is(err, errCorrupt) {
 				return 0, 0, nil, 0, 0, 0, fmt.Errorf("cannot read WAL segment %s: %w", s.name, err)
 			}
-			bad = err
+			why = err
 			break
 		}
 		end += uint64(rec.count)
 		records++
 		events += uint64(rec.count)
 	}
-	good := r.off
-	if bad != nil && last && !cutTornTail {
-		return end, fileSize, nil, 0, records, events, nil
+	tail, err := scanTail(f, good, fileSize, end)
+	if err != nil {
+		return 0, 0, nil, 0, 0, 0, fmt.Errorf("cannot read WAL segment %s: %w", s.name, err)
 	}
-	if bad != nil {
-		tail := fileSize - good
-		after, found := validRecordAfter(f, good, fileSize)
-		if last && !found {
-			// The newest segment ends where the crash cut the last write:
-			// that write was never acknowledged.
-			torn = tail
-			w.log.Warn("WAL: cut off a torn write at the end of the newest segment",
-				"segment", s.name, "at", good, "reason", bad)
-		} else {
-			// In a sealed segment, or good records follow the bad one in
-			// the newest: that is damage, not a torn write.
-			qf, err := w.quarantine(f, s.name, good, fileSize)
-			if err != nil {
-				return 0, 0, nil, 0, 0, 0, err
+	if why == nil && tail.data {
+		// A header of zeros with data after it.
+		why = fmt.Errorf("%w: zeros at %d, data after them", errCorrupt, good)
+	}
+	lost := func(to uint64, reason error) error {
+		// Acknowledged events are gone: keep the bytes for forensics and
+		// say so loudly.
+		qf := ""
+		if good < fileSize && tail.data {
+			var err error
+			if qf, err = w.quarantine(f, s.name, good, fileSize); err != nil {
+				return err
 			}
-			q = &Quarantine{Segment: s.name, File: qf, From: end, To: max(end, nextFirst), Reason: bad.Error()}
-			if found && last {
-				// The good records after the damage are lost with it; the
-				// next segment starts after them.
-				q.To = max(end, after)
-				end = q.To
-			}
-			w.log.Error("WAL: BAD RECORD in a sealed segment; moved it and the rest of the segment to quarantine; those events are lost",
-				"segment", s.name, "at", good, "file", qf, "lost_from", q.From, "lost_to", q.To, "reason", bad)
+		}
+		q = &Quarantine{Segment: s.name, File: qf, From: end, To: to, Reason: reason.Error()}
+		w.log.Error("WAL: BAD RECORD; its events and the rest of its segment are lost (the bytes are in the quarantine file)",
+			"segment", s.name, "at", good, "file", qf, "lost_from", q.From, "lost_to", q.To, "reason", reason)
+		return nil
+	}
+	switch {
+	case why == nil && (last || end >= nextFirst):
+		// A clean end.
+	case why == nil:
+		if err := lost(nextFirst, fmt.Errorf("segment ends at offset %d, the next one starts at %d", end, nextFirst)); err != nil {
+			return 0, 0, nil, 0, 0, 0, err
+		}
+	case tail.later:
+		// A write that came after the bad record is intact, so the bad
+		// record had been synced and acknowledged: damage (bit rot, or a
+		// disk that lost a synced write), not a torn write.
+		to := max(end, nextFirst)
+		if last {
+			to = max(end, tail.after)
+		}
+		if err := lost(to, why); err != nil {
+			return 0, 0, nil, 0, 0, 0, err
+		}
+		end = to
+	case last:
+		// The newest segment ends where the power cut tore its last write:
+		// that write was never acknowledged.
+		torn = fileSize - good
+		w.log.Warn("WAL: cut off a torn write at the end of the newest segment (never acknowledged)",
+			"segment", s.name, "at", good, "bytes", torn, "reason", why)
+	case end >= nextFirst:
+		// What a failed write left behind a sealed segment's last record;
+		// the next segment holds those offsets.
+		w.log.Warn("WAL: cut off what a failed write left at the end of a sealed segment (never acknowledged)",
+			"segment", s.name, "at", good, "reason", why)
+	default:
+		// A sealed segment was whole when the next one began.
+		if err := lost(nextFirst, why); err != nil {
+			return 0, 0, nil, 0, 0, 0, err
 		}
 	}
 	if good != fileSize {
@@ -325,36 +352,61 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 	return end, good, q, torn, records, events, nil
 }
 
-// validRecordAfter looks for an intact record after position from, and
-// returns the offset that follows the last intact one it finds.
-func validRecordAfter(f File, from, size int64) (uint64, bool) {
-	if size <= from {
-		return 0, false
-	}
-	buf := make([]byte, size-from)
-	n, _ := f.ReadAt(buf, from)
-	buf = buf[:n]
+// tail describes the bytes after a segment's last good record.
+type tail struct {
+	data bool // not all zeros
+	// later: an intact record of a write later than the one holding
+	// offset end (the offset the next good record would have had).
+	later bool
+	after uint64 // the offset after the last intact record found
+}
+
+// scanTail reads bytes [from, size) of a segment, looking for intact
+// records.
+func scanTail(f File, from, size int64, end uint64) (tail, error) {
+	var t tail
+	const chunk = 1 << 20
 	var m [4]byte
 	binary.LittleEndian.PutUint32(m[:], marker)
-	found, after := false, uint64(0)
-	for i := 1; ; {
-		j := bytes.Index(buf[i:], m[:])
-		if j < 0 {
-			return after, found
+	buf := make([]byte, min(int64(chunk+len(m)-1), max(0, size-from)))
+	for at := from; at < size; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-at)], at)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return t, err
 		}
-		at := i + j - 20
-		i += j + 1
-		if at < 1 {
-			continue
+		if n == 0 {
+			break
 		}
-		r := &recordReader{f: bytes.NewReader(buf[at:]), limit: int64(len(buf) - at)}
-		rec, err := r.next()
-		if err != nil {
-			continue
+		b := buf[:n]
+		t.data = t.data || !allZero(b)
+		next := at + int64(max(1, n-(len(m)-1))) // markers may span chunks
+		for i := 0; ; {
+			j := bytes.Index(b[i:], m[:])
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			start := at + int64(i-1) - int64(headerSize-len(m))
+			if start <= from {
+				continue
+			}
+			r := &recordReader{f: f, limit: size, off: start, bufOff: start}
+			rec, err := r.next()
+			if err != nil {
+				continue
+			}
+			t.later = t.later || rec.group > end
+			t.after = max(t.after, rec.first+uint64(rec.count))
+			if skip := rec.at + rec.size; skip > next {
+				next = skip
+				break
+			} else if skip > at {
+				i = int(skip - at)
+			}
 		}
-		found, after = true, rec.first+uint64(rec.count)
-		i = at + int(rec.size)
+		at = next
 	}
+	return t, nil
 }
 
 // quarantine copies bytes [from, to) of a segment into the quarantine folder.
@@ -578,7 +630,7 @@ func (w *WAL) commit(group []*request) (uint64, error) {
 	w.buf = w.buf[:0]
 	next := first
 	for _, r := range group {
-		w.buf = appendRecord(w.buf, next, len(r.events), r.payload)
+		w.buf = appendRecord(w.buf, next, first, len(r.events), r.payload)
 		next += uint64(len(r.events))
 	}
 	if _, err := w.active.WriteAt(w.buf, w.pos); err != nil {

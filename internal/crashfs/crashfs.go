@@ -41,13 +41,14 @@ type node struct {
 
 // op is a change not yet synced: a write (data at off) or a resize.
 type op struct {
-	off  int64
-	data []byte
-	size int64 // resize to size, when data is nil
+	resize bool
+	off    int64
+	data   []byte
+	size   int64 // resize to size
 }
 
 func apply(b []byte, o op) []byte {
-	if o.data == nil {
+	if o.resize {
 		if o.size < int64(len(b)) {
 			return b[:o.size]
 		}
@@ -246,7 +247,7 @@ func (f *FS) Crash(rng *rand.Rand) {
 		for _, o := range n.ops[:k] {
 			data = apply(data, o)
 		}
-		if k < len(n.ops) && n.ops[k].data != nil && rng.IntN(2) == 0 {
+		if k < len(n.ops) && !n.ops[k].resize && rng.IntN(2) == 0 {
 			// The write under way when the power went: a part of it
 			// landed, and a sector of that part may read as zeros or
 			// garbage.
@@ -398,7 +399,7 @@ func (h *file) Truncate(size int64) error {
 	if err := h.dead(); err != nil {
 		return err
 	}
-	o := op{size: size}
+	o := op{resize: true, size: size}
 	h.n.data = apply(h.n.data, o)
 	h.n.ops = append(h.n.ops, o)
 	return nil
@@ -414,7 +415,7 @@ func (h *file) Allocate(size int64) error {
 		return err
 	}
 	if size > int64(len(h.n.data)) && !h.fs.NoAllocate {
-		o := op{size: size}
+		o := op{resize: true, size: size}
 		h.n.data = apply(h.n.data, o)
 		h.n.ops = append(h.n.ops, o)
 	}
