@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -417,14 +418,43 @@ func parseAPIKeys(s string) ([]api.APIKey, error) {
 	return keys, nil
 }
 
-// redact hides a password in a URL for messages.
+// redact hides the secrets of a connection string for messages: the
+// password of a URL (user:password@, or a password query parameter) or of
+// a key=value string. A URL that does not parse loses everything between
+// its scheme and its last '@', since where the password ends is unknown.
 func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	const hidden = "xxxxx"
+	if !strings.Contains(s, "://") {
+		return kvPassword.ReplaceAllString(s, "${1}"+hidden)
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	u, err := url.Parse(s)
+	if err != nil {
+		scheme, rest, _ := strings.Cut(s, "://")
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			rest = hidden + rest[at:]
+		}
+		return kvPassword.ReplaceAllString(scheme+"://"+rest, "${1}"+hidden)
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), hidden)
+		}
+	}
+	if q := u.Query(); len(q) > 0 {
+		changed := false
+		for k := range q {
+			if strings.Contains(strings.ToLower(k), "password") || strings.EqualFold(k, "token") {
+				q.Set(k, hidden)
+				changed = true
+			}
+		}
+		if changed {
+			u.RawQuery = q.Encode()
+		}
 	}
 	return u.String()
 }
+
+// kvPassword finds the value of a password in a key=value string (libpq's
+// form: password=secret or password='se cret').
+var kvPassword = regexp.MustCompile(`(?i)(\b\w*password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)`)

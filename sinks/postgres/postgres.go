@@ -211,7 +211,7 @@ func rejectedRow(err error, n int) (int, bool) {
 	if !errors.As(err, &pe) || pe.Code == "23505" {
 		return 0, false
 	}
-	switch pe.Code[:2] {
+	switch sqlClass(pe.Code) {
 	case "22", "23", "54":
 	default:
 		return 0, false
@@ -227,6 +227,16 @@ func rejectedRow(err error, n int) (int, bool) {
 	return line - 1, true
 }
 
+// sqlClass is the class of a SQLSTATE (its first two characters), or ""
+// for a code that is not five characters long: a server or proxy that
+// answers one is not trusted to mean a known class.
+func sqlClass(code string) string {
+	if len(code) != 5 {
+		return ""
+	}
+	return code[:2]
+}
+
 // classify wraps err for the batcher: errors of the connection or of the
 // server's state are retryable; a statement PostgreSQL refuses is not.
 func classify(err error) error {
@@ -236,7 +246,7 @@ func classify(err error) error {
 		// Not an answer from the server: the connection failed or timed out.
 		return sinks.MarkRetryable(err)
 	}
-	switch pe.Code[:2] {
+	switch sqlClass(pe.Code) {
 	case "08", "40", "53", "57", "58":
 		// connection, rollback (deadlock, serialization), resources,
 		// operator intervention (shutdown), system error
