@@ -10,12 +10,15 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/eventlistener --create-home eventlistener
+    && useradd --system --home /var/lib/eventlistener --create-home eventlistener \
+    && install -d -o eventlistener -g eventlistener -m 0700 /var/lib/eventlistener/data
 COPY --from=build /out/eventlistener /usr/local/bin/eventlistener
 USER eventlistener
 WORKDIR /var/lib/eventlistener
 # The WAL (every acknowledged event until the stores have it) and the
-# fallback log live here: mount a persistent volume.
+# fallback log live here: mount a persistent volume. The folder is made
+# above, owned by the engine's user, so a new named volume starts with that
+# owner (Docker copies it) instead of root's.
 ENV EVENTLISTENER_DATA_DIR=/var/lib/eventlistener/data
 VOLUME /var/lib/eventlistener/data
 EXPOSE 8080

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -813,5 +814,23 @@ func TestReleaseAfterCloseEmptiesTheLog(t *testing.T) {
 	defer w.Close()
 	if rec.Events != 0 {
 		t.Fatalf("recovered %d events after a clean, finished stop", rec.Events)
+	}
+}
+
+// Segments hold event data: only the engine's user reads them.
+func TestSegmentsArePrivate(t *testing.T) {
+	dir := path.Join(t.TempDir(), "wal")
+	w, _, err := wal.Open(wal.Options{Dir: dir, SegmentBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Append([]event.Event{ev("a")}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{dir: 0o700, path.Join(dir, fmt.Sprintf("%020d.wal", 0)): 0o600} {
+		if info, err := os.Stat(p); err != nil || info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", p, info.Mode().Perm(), err, want)
+		}
 	}
 }

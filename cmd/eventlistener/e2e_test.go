@@ -210,6 +210,37 @@ func TestReplayFallbackFiles(t *testing.T) {
 	if got := pg.Psql(t, "SELECT count(*), count(DISTINCT id) FROM events"); got != "300|300" {
 		t.Fatalf("rows after two replays = %s", got)
 	}
+
+	// A last line cut short is not sent, and the replay says so with its
+	// exit status; the whole records of the file are sent.
+	name, err := fb.Write("postgres", "batch-2", failed[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"sink":"postgres","event":{"id":"cut","ty`)
+	f.Close()
+	pg.Psql(t, "DELETE FROM events")
+	// While another replay holds the folder, a replay is refused.
+	unlock, err := fallback.LockDirs([]string{filepath.Join(dir, name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code = runCLI(t, "replay", "--database-url", pg.URL, dir)
+	unlock()
+	if code != 1 || !strings.Contains(out, "another replay is running on "+dir) {
+		t.Fatalf("replay while another holds the folder: exit %d:\n%s", code, out)
+	}
+	out, code = runCLI(t, "replay", "--database-url", pg.URL, dir)
+	if code != 1 || !strings.Contains(out, "1 events sent") || !strings.Contains(out, "1 last lines were cut short") {
+		t.Fatalf("replay of a file with a truncated last line: exit %d:\n%s", code, out)
+	}
+	if got := pg.Psql(t, "SELECT count(*) FROM events"); got != "1" {
+		t.Fatalf("rows = %s, want the one whole record", got)
+	}
 }
 
 func TestElasticsearchItemErrors(t *testing.T) {

@@ -39,7 +39,10 @@ func replayCommand() *cli.Command {
 "replayed" folder beside it, so a second replay sends nothing twice; records
 a store still refuses are written to a new fallback file beside it. Stores
 suppress ids they already hold, so replaying an event twice stores it once.
-Exit status: 0 when everything was sent, 1 when anything could not be.`,
+Only one replay at a time works on a folder: a second one is refused.
+Exit status: 0 when everything was sent, 1 when anything could not be
+(a refused event, a sink not configured, a line that is not a record or
+was cut short, a file that could not be read).`,
 		Flags: flags,
 		Action: func(ctx context.Context, cmd *cli.Command) error {
 			if err := c.validateStores(); err != nil {
@@ -68,6 +71,13 @@ func replay(ctx context.Context, c *config, paths []string, only string, dryRun 
 	files, err := fallback.Files(paths)
 	if err != nil {
 		return err
+	}
+	if !dryRun {
+		unlock, err := fallback.LockDirs(files)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 	}
 	stores, err := openStores(c, log, 4, false)
 	if err != nil {
@@ -116,7 +126,7 @@ func replay(ctx context.Context, c *config, paths []string, only string, dryRun 
 		for _, b := range res.Bad {
 			if b.Truncated {
 				sum.truncated++
-				log.Warn("skipped a truncated last line", "file", path, "line", b.Line, "error", b.Err)
+				log.Error("skipped a truncated last line (a write cut short); the file is kept", "file", path, "line", b.Line, "error", b.Err)
 			} else {
 				sum.bad++
 				log.Error("skipped a line that is not a fallback record", "file", path, "line", b.Line, "error", b.Err)
@@ -151,6 +161,10 @@ func replay(ctx context.Context, c *config, paths []string, only string, dryRun 
 	}
 	if sum.bad > 0 {
 		errs = append(errs, fmt.Errorf("%d lines are not fallback records (see the log; the files are kept under %s)", sum.bad, fallback.ReplayedDir))
+	}
+	if sum.truncated > 0 {
+		errs = append(errs, fmt.Errorf("%d last lines were cut short, so not sent (see the log; the files are kept under %s). "+
+			"If the engine was killed while writing them, it sends their events again from its write-ahead log", sum.truncated, fallback.ReplayedDir))
 	}
 	if sum.fileErrs > 0 {
 		errs = append(errs, fmt.Errorf("%d files could not be replayed", sum.fileErrs))

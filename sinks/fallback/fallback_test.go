@@ -274,3 +274,55 @@ func TestDryRunSendsAndMovesNothing(t *testing.T) {
 		t.Fatalf("dry run moved the file")
 	}
 }
+
+// Two replays of one folder at once would send its files twice: the second
+// is refused, and says who holds the folder.
+func TestSecondReplayOfAFolderIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "a.ndjson"), filepath.Join(dir, "b.ndjson")}
+	unlock, err := LockDirs(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = LockDirs(files[1:])
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), fmt.Sprint(os.Getpid())) {
+		t.Fatalf("second lock: %v, want ErrLocked naming %s and the holder's pid", err, dir)
+	}
+	unlock()
+	unlock2, err := LockDirs(files)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	unlock2()
+	// The lock file is not taken for a fallback file.
+	got, err := Files([]string{dir})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Files lists %v (%v), want nothing", got, err)
+	}
+}
+
+// Fallback files hold event data: only the engine's user reads them.
+func TestFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "fallback")
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := l.Write("postgres", "b", failedOf(testEvents(1), errors.New("x")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMode(t, dir, 0o700)
+	checkMode(t, filepath.Join(dir, name), 0o600)
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode().Perm(); got != want {
+		t.Errorf("%s has mode %v, want %v", path, got, want)
+	}
+}

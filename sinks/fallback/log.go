@@ -36,7 +36,7 @@ type Log struct {
 
 // Open makes dir if needed and checks that files can be written there.
 func Open(dir string) (*Log, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create fallback dir: %w", err)
 	}
 	probe, err := os.CreateTemp(dir, ".probe-*")
@@ -75,7 +75,7 @@ func (l *Log) Write(sink, batchID string, failed []sinks.Failed) (string, error)
 func writeFile(path string, records []Record) error {
 	dir, base := filepath.Split(path)
 	tmp := filepath.Join(dir, "."+base+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("cannot write fallback file: %w", err)
 	}

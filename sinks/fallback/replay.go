@@ -201,7 +201,7 @@ func (r *Replayer) progress(n int) {
 // moveAside moves path into ReplayedDir beside it.
 func moveAside(path string) (string, error) {
 	dir := filepath.Join(filepath.Dir(path), ReplayedDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	to := filepath.Join(dir, uniqueName(dir, filepath.Base(path)))

@@ -34,7 +34,7 @@ type Sink struct {
 
 // New creates dir if needed.
 func New(dir string) (*Sink, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
 	}
 	return &Sink{dir: dir, now: time.Now}, nil
@@ -56,7 +56,7 @@ func (s *Sink) Write(ctx context.Context, events []event.Event) error {
 			s.f.Close()
 			s.f = nil
 		}
-		f, err := os.OpenFile(filepath.Join(s.dir, "events-"+hour+".ndjson"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(filepath.Join(s.dir, "events-"+hour+".ndjson"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return sinks.MarkRetryable(fmt.Errorf("cannot open event file: %w", err))
 		}

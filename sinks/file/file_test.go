@@ -45,3 +45,26 @@ func TestWriteAppendsHourlyFiles(t *testing.T) {
 		t.Fatalf("first line does not read back as the event: %v %+v", err, e)
 	}
 }
+
+// Event files hold event data: only the engine's user reads them.
+func TestFilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "events")
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.Write(context.Background(), []event.Event{{ID: "a", Type: "t", Time: now, ReceivedAt: now}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
+	if len(files) != 1 {
+		t.Fatalf("files %v", files)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, files[0]: 0o600} {
+		if info, err := os.Stat(path); err != nil || info.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", path, info.Mode().Perm(), err, want)
+		}
+	}
+}
