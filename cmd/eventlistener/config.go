@@ -24,6 +24,7 @@ import (
 type config struct {
 	HTTPAddr           string
 	DatabaseURL        string
+	ReplaceTemplate    bool // migrate --force
 	ElasticsearchURL   string
 	ElasticsearchIndex string
 	DataDir            string

@@ -28,7 +28,8 @@ func openStores(c *config, log *slog.Logger, maxConns int32, storesOnly bool) ([
 		out = append(out, pg)
 	}
 	if len(c.esAddresses) > 0 {
-		es, err := elastic.New(elastic.Options{Addresses: c.esAddresses, Index: c.ElasticsearchIndex, Logger: log})
+		es, err := elastic.New(elastic.Options{Addresses: c.esAddresses, Index: c.ElasticsearchIndex, Logger: log,
+			ReplaceTemplate: c.ReplaceTemplate})
 		if err != nil {
 			closeAll(out)
 			return nil, fmt.Errorf("--elasticsearch-url: %w", err)

@@ -33,13 +33,18 @@ type Options struct {
 	Logger *slog.Logger
 	// Transport, when set, replaces the HTTP transport (tests).
 	Transport http.RoundTripper
+	// ReplaceTemplate makes Migrate replace an index template that
+	// exists; otherwise it only creates a missing one, so an operator's
+	// changes (an ILM policy, shards, replicas) are kept.
+	ReplaceTemplate bool
 }
 
 // Sink writes events to Elasticsearch.
 type Sink struct {
-	es    *elasticsearch.Client
-	index string
-	log   *slog.Logger
+	es      *elasticsearch.Client
+	index   string
+	replace bool
+	log     *slog.Logger
 }
 
 // New makes the client. It does not connect yet.
@@ -64,7 +69,7 @@ func New(opt Options) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{es: es, index: opt.Index, log: log.With("sink", "elasticsearch")}, nil
+	return &Sink{es: es, index: opt.Index, replace: opt.ReplaceTemplate, log: log.With("sink", "elasticsearch")}, nil
 }
 
 // validIndexName applies Elasticsearch's rules for index names, so a bad
@@ -114,24 +119,66 @@ func (s *Sink) Template() map[string]any {
 				},
 			},
 		},
-		"_meta": map[string]any{"managed_by": "eventlistener"},
+		"_meta": map[string]any{"managed_by": "eventlistener", "version": TemplateVersion},
 	}
 }
 
-// Migrate installs (or updates) the index template.
+// TemplateVersion numbers the template's shape; it is raised when the
+// template changes, so an older one left in place can be reported.
+const TemplateVersion = 1
+
+// Migrate creates the index template when it is missing and leaves one
+// that exists alone (an operator may have added an ILM policy or changed
+// shards), unless ReplaceTemplate is set.
 func (s *Sink) Migrate(ctx context.Context) error {
 	body, _ := json.Marshal(s.Template())
 	res, err := s.es.Indices.PutIndexTemplate(s.TemplateName(), bytes.NewReader(body),
-		s.es.Indices.PutIndexTemplate.WithContext(ctx))
+		s.es.Indices.PutIndexTemplate.WithContext(ctx), s.es.Indices.PutIndexTemplate.WithCreate(!s.replace))
 	if err != nil {
 		return fmt.Errorf("cannot install the Elasticsearch index template: %w", err)
 	}
 	defer res.Body.Close()
-	if res.IsError() {
-		msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	switch {
+	case !res.IsError() && s.replace:
+		s.log.Info("index template replaced", "template", s.TemplateName(), "version", TemplateVersion)
+	case !res.IsError():
+		s.log.Info("index template created", "template", s.TemplateName(), "version", TemplateVersion)
+	case res.StatusCode == http.StatusBadRequest && bytes.Contains(msg, []byte("already exists")):
+		if v := s.installedVersion(ctx); v != TemplateVersion {
+			s.log.Warn("the index template is not this version's; it is left alone: run `eventlistener migrate --force` to replace it",
+				"template", s.TemplateName(), "installed_version", v, "version", TemplateVersion)
+		} else {
+			s.log.Info("index template exists; left alone (`eventlistener migrate --force` replaces it)", "template", s.TemplateName())
+		}
+	default:
 		return fmt.Errorf("cannot install the Elasticsearch index template: %s: %s", res.Status(), msg)
 	}
 	return nil
+}
+
+// installedVersion reads the version in the installed template's _meta (0
+// when it has none or cannot be read).
+func (s *Sink) installedVersion(ctx context.Context) int {
+	res, err := s.es.Indices.GetIndexTemplate(s.es.Indices.GetIndexTemplate.WithName(s.TemplateName()),
+		s.es.Indices.GetIndexTemplate.WithContext(ctx))
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	var out struct {
+		IndexTemplates []struct {
+			IndexTemplate struct {
+				Meta struct {
+					Version int `json:"version"`
+				} `json:"_meta"`
+			} `json:"index_template"`
+		} `json:"index_templates"`
+	}
+	if res.IsError() || json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&out) != nil || len(out.IndexTemplates) == 0 {
+		return 0
+	}
+	return out.IndexTemplates[0].IndexTemplate.Meta.Version
 }
 
 // Ping checks that the cluster answers.

@@ -98,6 +98,30 @@ func TestMigrateInstallsADataStreamTemplate(t *testing.T) {
 	}
 }
 
+// An operator's change to the template (an ILM policy here) survives a
+// restart; migrate --force replaces it.
+func TestMigrateLeavesAnExistingTemplateAlone(t *testing.T) {
+	s, url, _ := newSink(t)
+	tpl := s.Template()
+	tpl["template"].(map[string]any)["settings"] = map[string]any{"index.lifecycle.name": "operators-policy"}
+	body, _ := json.Marshal(tpl)
+	do(t, url, http.MethodPut, "/_index_template/"+s.TemplateName(), string(body))
+	has := func() bool {
+		raw, _ := json.Marshal(do(t, url, http.MethodGet, "/_index_template/"+s.TemplateName(), ""))
+		return strings.Contains(string(raw), "operators-policy")
+	}
+	if err := s.Migrate(context.Background()); err != nil || !has() {
+		t.Fatalf("migrate: %v; the operator's policy kept: %v", err, has())
+	}
+	forced, err := New(Options{Addresses: []string{url}, Index: s.index, ReplaceTemplate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forced.Migrate(context.Background()); err != nil || has() {
+		t.Fatalf("migrate --force: %v; the template was replaced: %v", err, !has())
+	}
+}
+
 func TestWriteStoresDocuments(t *testing.T) {
 	s, url, _ := newSink(t)
 	evs := batch("a", 20)
