@@ -50,6 +50,10 @@ type DecodeOptions struct {
 	// DefaultSource is the Source of a plain JSON or NDJSON event that has
 	// none or an empty one. CloudEvents must carry their own source.
 	DefaultSource string
+	// MaxEvents is the most events one request may hold (413 beyond);
+	// zero or less means no limit. Tiny events expand most: each costs
+	// about 300 bytes of memory however short its JSON.
+	MaxEvents int
 }
 
 // RequestError is a request the API refuses.
@@ -133,6 +137,7 @@ func Decode(h http.Header, body io.Reader, opt DecodeOptions) ([]event.Event, er
 
 	d := decodeStatePool.Get().(*decodeState)
 	defer d.release()
+	d.maxEvents = opt.MaxEvents
 	if rerr := d.readBody(body, gz, opt.MaxBytes); rerr != nil {
 		return nil, rerr
 	}
@@ -309,6 +314,16 @@ type decodeState struct {
 	wire      wireLimiter
 	wireLimit int64
 	br        *bufio.Reader
+	maxEvents int
+}
+
+// tooMany refuses event i of a request when it is one more than allowed.
+func (d *decodeState) tooMany(i int) *RequestError {
+	if d.maxEvents <= 0 || i < d.maxEvents {
+		return nil
+	}
+	return &RequestError{Status: http.StatusRequestEntityTooLarge, Index: i,
+		Message: fmt.Sprintf("more than %d events in one request: split it into smaller ones", d.maxEvents)}
 }
 
 var decodeStatePool = sync.Pool{New: func() any { return new(decodeState) }}
@@ -520,6 +535,9 @@ func (d *decodeState) parseArray(ce bool) error {
 		default:
 			return d.syntaxRequestError(-1, d.pos, unexpectedByte(c))
 		}
+		if rerr := d.tooMany(i); rerr != nil {
+			return rerr
+		}
 		if err := d.parseEvent(ce); err != nil {
 			return d.eventError(i, 0, err)
 		}
@@ -561,6 +579,9 @@ func (d *decodeState) decodeNDJSON() error {
 			return badRequest(idx, fmt.Sprintf("event %d (line %d): each line must be a JSON object, got %s", idx, line, valueKind(c)))
 		default:
 			return d.eventError(idx, line, &syntaxError{off: d.pos, msg: unexpectedByte(c)})
+		}
+		if rerr := d.tooMany(idx); rerr != nil {
+			return rerr
 		}
 		if err := d.parseEvent(false); err != nil {
 			return d.eventError(idx, line, err)

@@ -474,6 +474,29 @@ func TestDecodeTooLargeAtBoundary(t *testing.T) {
 	}
 }
 
+func TestDecodeMaxEventsAtBoundary(t *testing.T) {
+	for name, tc := range map[string]struct {
+		ct   string
+		body func(n int) string
+	}{
+		"array":  {"application/json", func(n int) string { return "[" + strings.Repeat(`{"type":"t"},`, n-1) + `{"type":"t"}]` }},
+		"ndjson": {"application/x-ndjson", func(n int) string { return strings.Repeat("{\"type\":\"t\"}\n", n) }},
+		"batch": {"application/cloudevents-batch+json", func(n int) string {
+			e := `{"specversion":"1.0","id":"x","source":"s","type":"t"}`
+			return "[" + strings.Repeat(e+",", n-1) + e + "]"
+		}},
+	} {
+		opt := testOptions()
+		opt.MaxEvents = 100
+		evs, err := Decode(hdr("Content-Type", tc.ct), strings.NewReader(tc.body(100)), opt)
+		if err != nil || len(evs) != 100 {
+			t.Fatalf("%s: %d events at the limit: %d decoded, %v", name, 100, len(evs), err)
+		}
+		evs, err = Decode(hdr("Content-Type", tc.ct), strings.NewReader(tc.body(101)), opt)
+		checkRequestError(t, evs, err, 413, 100, "more than 100 events in one request")
+	}
+}
+
 func TestDecodeGzipBomb(t *testing.T) {
 	// 10 MB of zeros compress to about 10 KB.
 	var buf bytes.Buffer

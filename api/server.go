@@ -54,6 +54,8 @@ type APIKey struct {
 type Options struct {
 	// MaxBodyBytes is the largest request body, after decompression.
 	MaxBodyBytes int64
+	// MaxRequestEvents is the most events in one request (413 beyond).
+	MaxRequestEvents int
 	// APIKeys, when any, are required on POST /v1/events.
 	APIKeys []APIKey
 	// AdminToken is the bearer token of the admin routes; empty: they are
@@ -154,7 +156,7 @@ func (s *Server) postEvents(c echo.Context) error {
 	}
 	// Decode bounds what it reads, compressed and decompressed.
 	events, err := Decode(req.Header, req.Body, DecodeOptions{
-		MaxBytes: s.opt.MaxBodyBytes, Now: time.Now().UTC(), DefaultSource: source,
+		MaxBytes: s.opt.MaxBodyBytes, MaxEvents: s.opt.MaxRequestEvents, Now: time.Now().UTC(), DefaultSource: source,
 	})
 	if err != nil {
 		var re *RequestError

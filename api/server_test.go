@@ -232,3 +232,15 @@ func TestAckStored(t *testing.T) {
 		t.Fatalf("ack=maybe = %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestTooManyEventsInOneRequestIs413(t *testing.T) {
+	e := &fakeEngine{accepting: true}
+	s := New(e, Options{MaxBodyBytes: 1 << 20, MaxRequestEvents: 3})
+	if rec := do(t, s, "POST", "/v1/events", strings.Repeat("{\"type\":\"t\"}\n", 3), "Content-Type: application/x-ndjson"); rec.Code != 202 {
+		t.Fatalf("3 events: %d %s", rec.Code, rec.Body)
+	}
+	rec := do(t, s, "POST", "/v1/events", strings.Repeat("{\"type\":\"t\"}\n", 4), "Content-Type: application/x-ndjson")
+	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "more than 3 events") || len(e.got) != 1 {
+		t.Fatalf("4 events: %d %s; %d requests ingested, want 1", rec.Code, rec.Body, len(e.got))
+	}
+}

@@ -31,18 +31,23 @@ type config struct {
 	FallbackDir        string
 	SkipMigrate        bool
 
-	BatchMaxEvents  int
-	BatchMaxBytes   string
-	BatchIdle       time.Duration
-	BatchMaxAge     time.Duration
-	MaxInFlight     int
-	SinkWindow      int
-	WriteTimeout    time.Duration
-	MaxPendingBytes string
-	RetryMaxElapsed time.Duration // replay's
-	MaxBodyBytes    string
-	ShutdownTimeout time.Duration
-	APIKeys         string
+	BatchMaxEvents   int
+	BatchMaxBytes    string
+	BatchIdle        time.Duration
+	BatchMaxAge      time.Duration
+	MaxInFlight      int
+	SinkWindow       int
+	WriteTimeout     time.Duration
+	MaxPendingBytes  string
+	RetryMaxElapsed  time.Duration // replay's
+	MaxBodyBytes     string
+	MaxRequestEvents int
+	HTTPReadTimeout  time.Duration
+	HTTPWriteTimeout time.Duration
+	HTTPIdleTimeout  time.Duration
+	HTTPMaxConns     int
+	ShutdownTimeout  time.Duration
+	APIKeys          string
 
 	WALDir      string
 	WALMaxBytes string
@@ -108,6 +113,20 @@ func defaultConfig() config {
 		AckTimeout: 10 * time.Second,
 		// Large enough for 1,000 events of a few KiB in one request.
 		MaxBodyBytes: "16MiB",
+		// Ten times a large client batch; tiny events cost about 300 bytes
+		// each when decoded, so a request holds at most ~15 MB of them.
+		MaxRequestEvents: 50_000,
+		// A 16 MiB body still arrives over a slow (~2 Mbit/s) link.
+		HTTPReadTimeout: time.Minute,
+		// Reading the body, waiting for the WAL or for ?ack=stored's
+		// --ack-timeout, and writing the answer.
+		HTTPWriteTimeout: 90 * time.Second,
+		// Keeps a client's idle keep-alive connection, not a dead one's.
+		HTTPIdleTimeout: 2 * time.Minute,
+		// Far above what producers behind a proxy open, and within the
+		// open-file limit of a default container (Go raises it to the hard
+		// limit); every connection costs a goroutine and its buffers.
+		HTTPMaxConns: 4096,
 		// Below Kubernetes' 30s grace period (and with the HTTP drain
 		// counted in), so a stop is never a SIGKILL; what the stores do not
 		// take in time stays in the WAL for the next start.
@@ -184,6 +203,16 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "how long POST /v1/events?ack=stored waits for every store before answering 504 (the events are still delivered)"},
 		&cli.StringFlag{Name: "max-body-bytes", Value: c.MaxBodyBytes, Destination: &c.MaxBodyBytes, Sources: env("max-body-bytes"),
 			Usage: "largest request body accepted, after decompression (e.g. 16MiB)"},
+		&cli.IntFlag{Name: "max-request-events", Value: c.MaxRequestEvents, Destination: &c.MaxRequestEvents, Sources: env("max-request-events"),
+			Usage: "most events in one request (413 beyond): bounds the memory a request of tiny events takes"},
+		&cli.DurationFlag{Name: "http-read-timeout", Value: c.HTTPReadTimeout, Destination: &c.HTTPReadTimeout, Sources: env("http-read-timeout"),
+			Usage: "how long a client may take to send a request, headers and body (a stalled upload is cut)"},
+		&cli.DurationFlag{Name: "http-write-timeout", Value: c.HTTPWriteTimeout, Destination: &c.HTTPWriteTimeout, Sources: env("http-write-timeout"),
+			Usage: "how long a request may take from its headers to the end of the answer; must exceed --http-read-timeout plus --ack-timeout"},
+		&cli.DurationFlag{Name: "http-idle-timeout", Value: c.HTTPIdleTimeout, Destination: &c.HTTPIdleTimeout, Sources: env("http-idle-timeout"),
+			Usage: "how long an idle keep-alive connection is kept open"},
+		&cli.IntFlag{Name: "http-max-conns", Value: c.HTTPMaxConns, Destination: &c.HTTPMaxConns, Sources: env("http-max-conns"),
+			Usage: "most open connections on the ingest listener; more wait to be accepted"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
 			Usage: "how long a clean stop may take: HTTP drains, the buffer flushes, the stores get the rest of it; what they have not taken stays in the WAL for the next start"},
 		&cli.StringFlag{Name: "debug-addr", Destination: &c.DebugAddr, Sources: env("debug-addr"),
@@ -312,6 +341,14 @@ func (c *config) validateServe() error {
 	positive("sink-window", c.SinkWindow > 0, c.SinkWindow)
 	positive("redis-notify-queue", c.RedisNotifyQueue > 0, c.RedisNotifyQueue)
 	positive("write-timeout", c.WriteTimeout > 0, c.WriteTimeout)
+	positive("max-request-events", c.MaxRequestEvents > 0, c.MaxRequestEvents)
+	positive("http-read-timeout", c.HTTPReadTimeout > 0, c.HTTPReadTimeout)
+	positive("http-idle-timeout", c.HTTPIdleTimeout > 0, c.HTTPIdleTimeout)
+	positive("http-max-conns", c.HTTPMaxConns > 0, c.HTTPMaxConns)
+	if c.HTTPWriteTimeout <= c.HTTPReadTimeout+c.AckTimeout {
+		errs = append(errs, fmt.Errorf("--http-write-timeout (%s) must exceed --http-read-timeout plus --ack-timeout (%s), or slow uploads and ?ack=stored get cut off",
+			c.HTTPWriteTimeout, c.HTTPReadTimeout+c.AckTimeout))
+	}
 	positive("ack-timeout", c.AckTimeout > 0, c.AckTimeout)
 	positive("shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout)
 	if c.DebugAddr != "" {

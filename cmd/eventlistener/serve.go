@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/urfave/cli/v3"
+	"golang.org/x/net/netutil"
 
 	"eventlistener/actors"
 	"eventlistener/api"
@@ -109,7 +111,7 @@ func serve(ctx context.Context, c *config) error {
 		return err
 	}
 	srv := api.New(engine, api.Options{
-		MaxBodyBytes: c.maxBodyBytes, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
+		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
 		Gatherer: reg, Registerer: reg, Logger: log,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
@@ -117,11 +119,10 @@ func serve(ctx context.Context, c *config) error {
 		_ = engine.Close(context.Background())
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	// ReadTimeout bounds a stalled upload; a 16 MiB body over a slow link
-	// still fits in a minute.
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute,
-		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	ln = countConns(netutil.LimitListener(ln, c.HTTPMaxConns), reg, c.HTTPMaxConns)
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: min(10*time.Second, c.HTTPReadTimeout),
+		ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if c.DebugAddr != "" {
 		go func() {
 			mux := http.NewServeMux()
@@ -179,3 +180,40 @@ func serve(ctx context.Context, c *config) error {
 // httpDrainTimeout bounds how long requests under way may take to finish at
 // shutdown; they are refused with 503 by then anyway.
 const httpDrainTimeout = 5 * time.Second
+
+// countConns reports the listener's open connections, and its cap, as
+// metrics.
+func countConns(ln net.Listener, reg prometheus.Registerer, limit int) net.Listener {
+	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_http_connections",
+		Help: "Connections open on the ingest listener."})
+	max := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_http_connections_max",
+		Help: "Most connections the ingest listener keeps open (--http-max-conns); more wait to be accepted."})
+	max.Set(float64(limit))
+	reg.MustRegister(open, max)
+	return &countingListener{Listener: ln, open: open}
+}
+
+type countingListener struct {
+	net.Listener
+	open prometheus.Gauge
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.open.Inc()
+	return &countedConn{Conn: c, open: l.open}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	open prometheus.Gauge
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.open.Dec)
+	return c.Conn.Close()
+}
