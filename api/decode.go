@@ -54,6 +54,9 @@ type DecodeOptions struct {
 	// zero or less means no limit. Tiny events expand most: each costs
 	// about 300 bytes of memory however short its JSON.
 	MaxEvents int
+	// Reserve, when set, is asked before the decoder allocates n more bytes
+	// for the body or for events; false refuses the request with 503.
+	Reserve func(n int64) bool
 }
 
 // RequestError is a request the API refuses.
@@ -137,7 +140,7 @@ func Decode(h http.Header, body io.Reader, opt DecodeOptions) ([]event.Event, er
 
 	d := decodeStatePool.Get().(*decodeState)
 	defer d.release()
-	d.maxEvents = opt.MaxEvents
+	d.maxEvents, d.reserve = opt.MaxEvents, opt.Reserve
 	if rerr := d.readBody(body, gz, opt.MaxBytes); rerr != nil {
 		return nil, rerr
 	}
@@ -315,10 +318,20 @@ type decodeState struct {
 	wireLimit int64
 	br        *bufio.Reader
 	maxEvents int
+	reserve   func(n int64) bool
 }
+
+// errBudget refuses a request the decode budget has no room for.
+var errBudget = &RequestError{Status: http.StatusServiceUnavailable, Index: -1,
+	Message: "the engine is decoding as many requests as its memory budget allows (--decode-budget); retry shortly"}
+
+func (d *decodeState) reserved(n int64) bool { return d.reserve == nil || d.reserve(n) }
 
 // tooMany refuses event i of a request when it is one more than allowed.
 func (d *decodeState) tooMany(i int) *RequestError {
+	if i%eventStep == 0 && !d.reserved(eventStep*eventCost) {
+		return errBudget
+	}
 	if d.maxEvents <= 0 || i < d.maxEvents {
 		return nil
 	}
@@ -420,6 +433,7 @@ func (d *decodeState) readBody(body io.Reader, gz bool, maxBytes int64) *Request
 	// the trailer's checksum and size.
 	limit := maxBytes + 1
 	buf := d.body[:0]
+	var reserved int64
 	for int64(len(buf)) < limit {
 		if len(buf) == cap(buf) {
 			n := int64(max(2*cap(buf), 16<<10))
@@ -430,7 +444,18 @@ func (d *decodeState) readBody(body io.Reader, gz bool, maxBytes int64) *Request
 			copy(nb, buf)
 			buf = nb
 		}
-		n, err := src.Read(buf[len(buf):int(min(int64(cap(buf)), limit))])
+		// Reserve before reading: twice what the body will hold, as it
+		// becomes the events' strings and data too. Counted on the
+		// body's length, so a buffer from the pool costs the same.
+		to := min(int64(cap(buf)), limit)
+		if need := 2*to - reserved; need > 0 {
+			if !d.reserved(need) {
+				d.body = buf
+				return errBudget
+			}
+			reserved += need
+		}
+		n, err := src.Read(buf[len(buf):int(to)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			break

@@ -56,6 +56,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxRequestEvents is the most events in one request (413 beyond).
 	MaxRequestEvents int
+	// DecodeBudget bounds the memory of all requests being decoded
+	// together (503 when spent); zero: no bound.
+	DecodeBudget int64
 	// APIKeys, when any, are required on POST /v1/events.
 	APIKeys []APIKey
 	// AdminToken is the bearer token of the admin routes; empty: they are
@@ -78,6 +81,7 @@ type Server struct {
 
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	budget   *budget // nil: no bound
 }
 
 // New builds the routes.
@@ -102,6 +106,9 @@ func New(engine Engine, opt Options) *Server {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
 	}, []string{"route"})
 	opt.Registerer.MustRegister(s.requests, s.duration)
+	if opt.DecodeBudget > 0 {
+		s.budget = newBudget(opt.DecodeBudget, opt.Registerer)
+	}
 
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
@@ -154,13 +161,21 @@ func (s *Server) postEvents(c echo.Context) error {
 	if err := s.engine.Admit(); err != nil {
 		return unavailable(c, err)
 	}
-	// Decode bounds what it reads, compressed and decompressed.
+	// Decode bounds what it reads, compressed and decompressed, and
+	// reserves the memory before it takes it; the reservation holds until
+	// the events are in the WAL.
+	res := reservation{b: s.budget}
+	defer res.release()
 	events, err := Decode(req.Header, req.Body, DecodeOptions{
 		MaxBytes: s.opt.MaxBodyBytes, MaxEvents: s.opt.MaxRequestEvents, Now: time.Now().UTC(), DefaultSource: source,
+		Reserve: res.grow,
 	})
 	if err != nil {
 		var re *RequestError
 		if errors.As(err, &re) {
+			if re.Status == http.StatusServiceUnavailable {
+				c.Response().Header().Set("Retry-After", "1")
+			}
 			eb := errorBody{Error: re.Message}
 			if re.Index >= 0 {
 				eb.Index = &re.Index

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"eventlistener/actors"
 	"eventlistener/event"
@@ -242,5 +245,57 @@ func TestTooManyEventsInOneRequestIs413(t *testing.T) {
 	rec := do(t, s, "POST", "/v1/events", strings.Repeat("{\"type\":\"t\"}\n", 4), "Content-Type: application/x-ndjson")
 	if rec.Code != 413 || !strings.Contains(rec.Body.String(), "more than 3 events") || len(e.got) != 1 {
 		t.Fatalf("4 events: %d %s; %d requests ingested, want 1", rec.Code, rec.Body, len(e.got))
+	}
+}
+
+// A request reserves the memory its body and events take before it takes
+// it: while one large upload holds the decode budget, another request gets
+// 503 with Retry-After and nothing of it is ingested; once the upload is
+// done, the budget is whole again.
+func TestDecodeBudgetRefusesWhenSpent(t *testing.T) {
+	e := &fakeEngine{accepting: true}
+	reg := prometheus.NewRegistry()
+	s := New(e, Options{MaxBodyBytes: 4 << 20, MaxRequestEvents: 1000, DecodeBudget: MinDecodeBudget(4<<20, 1000), Registerer: reg})
+	pr, pw := io.Pipe()
+	done := make(chan *httptest.ResponseRecorder)
+	go func() {
+		req := httptest.NewRequest("POST", "/v1/events", pr)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		done <- rec
+	}()
+	// 3 MiB of padding in one event: the body's buffer grows to 4 MiB.
+	pw.Write([]byte(`{"type":"big","data":"` + strings.Repeat("x", 3<<20)))
+	reserved := func() float64 {
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "eventlistener_decode_reserved_bytes" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	if r := reserved(); r < 3<<20 {
+		t.Fatalf("reserved %v bytes while a 3 MiB body is read", r)
+	}
+	// 2 MiB more than the 3 MiB upload can be reserved beside it.
+	rec := do(t, s, "POST", "/v1/events", `[`+strings.Repeat(`{"type":"t","data":"`+strings.Repeat("y", 2000)+`"},`, 999)+`{"type":"t"}]`)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "--decode-budget") {
+		t.Fatalf("request while the budget is spent: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	pw.Write([]byte("\"}\n"))
+	pw.Close()
+	if rec := <-done; rec.Code != 202 {
+		t.Fatalf("the large upload: %d %s", rec.Code, rec.Body)
+	}
+	if r := reserved(); r != 0 {
+		t.Fatalf("%v bytes still reserved after every request ended", r)
+	}
+	if rec := do(t, s, "POST", "/v1/events", `{"type":"t"}`); rec.Code != 202 {
+		t.Fatalf("after the upload: %d %s", rec.Code, rec.Body)
+	}
+	if len(e.got) != 2 {
+		t.Fatalf("%d requests ingested, want the upload and the last one", len(e.got))
 	}
 }

@@ -42,6 +42,8 @@ type config struct {
 	RetryMaxElapsed  time.Duration // replay's
 	MaxBodyBytes     string
 	MaxRequestEvents int
+	DecodeBudget     string
+	MemoryLimit      string
 	HTTPReadTimeout  time.Duration
 	HTTPWriteTimeout time.Duration
 	HTTPIdleTimeout  time.Duration
@@ -79,6 +81,8 @@ type config struct {
 	maxPendingBytes int64
 	walMaxBytes     int64
 	maxBodyBytes    int64
+	decodeBudget    int64
+	memoryLimit     int64
 	apiKeys         []api.APIKey
 	esAddresses     []string
 	redis           infraredis.Options
@@ -113,9 +117,17 @@ func defaultConfig() config {
 		AckTimeout: 10 * time.Second,
 		// Large enough for 1,000 events of a few KiB in one request.
 		MaxBodyBytes: "16MiB",
-		// Ten times a large client batch; tiny events cost about 300 bytes
-		// each when decoded, so a request holds at most ~15 MB of them.
-		MaxRequestEvents: 50_000,
+		// A full 16 MiB body of 170-byte events, far more than batching
+		// clients send; tiny events cost about 300 bytes each once decoded,
+		// so a request holds at most ~30 MB of them.
+		MaxRequestEvents: 100_000,
+		// Room for three requests of the largest body and the most events
+		// (83 MiB each, counted at their worst) or hundreds of ordinary
+		// ones; with it, eight clients posting 16 MiB bodies at once keep
+		// the engine under 512 MiB.
+		DecodeBudget: "256MiB",
+		// In a container, 90% of its memory limit; elsewhere none.
+		MemoryLimit: "auto",
 		// A 16 MiB body still arrives over a slow (~2 Mbit/s) link.
 		HTTPReadTimeout: time.Minute,
 		// Reading the body, waiting for the WAL or for ?ack=stored's
@@ -205,6 +217,10 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "largest request body accepted, after decompression (e.g. 16MiB)"},
 		&cli.IntFlag{Name: "max-request-events", Value: c.MaxRequestEvents, Destination: &c.MaxRequestEvents, Sources: env("max-request-events"),
 			Usage: "most events in one request (413 beyond): bounds the memory a request of tiny events takes"},
+		&cli.StringFlag{Name: "decode-budget", Value: c.DecodeBudget, Destination: &c.DecodeBudget, Sources: env("decode-budget"),
+			Usage: "memory all requests being decoded may take together; a request that would pass it gets 503 with Retry-After. At least what the largest request takes (2 x --max-body-bytes, plus about 530 bytes per event of --max-request-events)"},
+		&cli.StringFlag{Name: "memory-limit", Value: c.MemoryLimit, Destination: &c.MemoryLimit, Sources: env("memory-limit"),
+			Usage: "Go's soft memory limit: the GC works harder as the heap nears it. auto: 90% of the container's (cgroup's) memory limit, none without one; off; or a size such as 400MiB. GOMEMLIMIT, when set, wins"},
 		&cli.DurationFlag{Name: "http-read-timeout", Value: c.HTTPReadTimeout, Destination: &c.HTTPReadTimeout, Sources: env("http-read-timeout"),
 			Usage: "how long a client may take to send a request, headers and body (a stalled upload is cut)"},
 		&cli.DurationFlag{Name: "http-write-timeout", Value: c.HTTPWriteTimeout, Destination: &c.HTTPWriteTimeout, Sources: env("http-write-timeout"),
@@ -329,6 +345,14 @@ func (c *config) validateServe() error {
 	}
 	// One event must fit one line of the fallback log (see fallback.Read).
 	size("max-body-bytes", c.MaxBodyBytes, 1024, 64<<20, &c.maxBodyBytes)
+	size("decode-budget", c.DecodeBudget, 1<<20, 1<<40, &c.decodeBudget)
+	if c.MemoryLimit != "auto" && c.MemoryLimit != "off" {
+		size("memory-limit", c.MemoryLimit, 64<<20, 1<<50, &c.memoryLimit)
+	}
+	if need := api.MinDecodeBudget(c.maxBodyBytes, c.MaxRequestEvents); c.decodeBudget > 0 && c.maxBodyBytes > 0 && c.decodeBudget < need {
+		errs = append(errs, fmt.Errorf("--decode-budget (%s) is smaller than one request of --max-body-bytes and --max-request-events takes (%s): raise it, or lower those",
+			humanize.IBytes(uint64(c.decodeBudget)), humanize.IBytes(uint64(need))))
+	}
 	positive := func(flag string, ok bool, got any) {
 		if !ok {
 			errs = append(errs, fmt.Errorf("--%s must be positive, got %v", flag, got))

@@ -5,15 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/dustin/go-humanize"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -51,6 +56,7 @@ func serve(ctx context.Context, c *config) error {
 	// rather than one getrandom call per id (a third of decoding time).
 	uuid.EnableRandPool()
 	infraredis.SetLogger(log)
+	setMemoryLimit(c, log)
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -111,7 +117,7 @@ func serve(ctx context.Context, c *config) error {
 		return err
 	}
 	srv := api.New(engine, api.Options{
-		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
+		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, DecodeBudget: c.decodeBudget, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
 		Gatherer: reg, Registerer: reg, Logger: log,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)
@@ -180,6 +186,29 @@ func serve(ctx context.Context, c *config) error {
 // httpDrainTimeout bounds how long requests under way may take to finish at
 // shutdown; they are refused with 503 by then anyway.
 const httpDrainTimeout = 5 * time.Second
+
+// setMemoryLimit sets Go's soft memory limit (--memory-limit): the GC
+// works harder as the heap nears it, so a burst of large requests is
+// collected before a container's limit kills the process. GOMEMLIMIT, when
+// set, wins.
+func setMemoryLimit(c *config, log *slog.Logger) {
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "":
+		log.Info("memory limit from GOMEMLIMIT", "limit", humanize.IBytes(uint64(debug.SetMemoryLimit(-1))))
+	case c.MemoryLimit == "off":
+	case c.MemoryLimit == "auto":
+		limit, err := memlimit.Set(memlimit.WithRatio(0.9), memlimit.WithProvider(memlimit.FromCgroup))
+		switch {
+		case err != nil:
+			log.Info("no memory limit: cannot read the cgroup's", "error", err)
+		case limit > 0 && limit < math.MaxInt64:
+			log.Info("memory limit: 90% of the cgroup's", "limit", humanize.IBytes(uint64(limit)))
+		}
+	default:
+		debug.SetMemoryLimit(c.memoryLimit)
+		log.Info("memory limit", "limit", humanize.IBytes(uint64(c.memoryLimit)))
+	}
+}
 
 // countConns reports the listener's open connections, and its cap, as
 // metrics.
