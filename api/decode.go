@@ -329,10 +329,10 @@ func (d *decodeState) reserved(n int64) bool { return d.reserve == nil || d.rese
 
 // tooMany refuses event i of a request when it is one more than allowed.
 func (d *decodeState) tooMany(i int) *RequestError {
-	if i%eventStep == 0 && !d.reserved(eventStep*eventCost) {
-		return errBudget
-	}
 	if d.maxEvents <= 0 || i < d.maxEvents {
+		if i%eventStep == 0 && !d.reserved(eventStep*eventCost) {
+			return errBudget
+		}
 		return nil
 	}
 	return &RequestError{Status: http.StatusRequestEntityTooLarge, Index: i,
@@ -447,7 +447,9 @@ func (d *decodeState) readBody(body io.Reader, gz bool, maxBytes int64) *Request
 		// Reserve before reading: twice what the body will hold, as it
 		// becomes the events' strings and data too. Counted on the
 		// body's length, so a buffer from the pool costs the same.
-		to := min(int64(cap(buf)), limit)
+		// A pooled buffer is read into in steps of the size a fresh one
+		// would grow to, so a small request reserves little.
+		to := min(int64(cap(buf)), limit, int64(max(2*len(buf), 16<<10)))
 		if need := 2*to - reserved; need > 0 {
 			if !d.reserved(need) {
 				d.body = buf

@@ -761,3 +761,22 @@ func TestDecodeKeepsNULEscapeInData(t *testing.T) {
 		t.Fatalf("data = %s", evs[0].Data)
 	}
 }
+
+// A small request reserves little, even when it gets a large buffer from
+// the pool.
+func TestDecodeReservesByBodyNotByPooledBuffer(t *testing.T) {
+	big := `{"type":"t","data":"` + strings.Repeat("x", 1500<<10) + `"}`
+	for range 3 { // warm the pool
+		if _, err := Decode(hdr(), strings.NewReader(big), DecodeOptions{MaxBytes: 4 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reserved int64
+	opt := DecodeOptions{MaxBytes: 4 << 20, Reserve: func(n int64) bool { reserved += n; return true }}
+	if _, err := Decode(hdr(), strings.NewReader(`{"type":"t"}`), opt); err != nil {
+		t.Fatal(err)
+	}
+	if reserved > 64<<10+eventStep*eventCost {
+		t.Fatalf("a 12-byte request reserved %d bytes", reserved)
+	}
+}

@@ -126,6 +126,7 @@ type WAL struct {
 	closed   bool      // the writer is stopped
 	err      error     // set once: the log failed
 	segments []segment // oldest first; the last is being written
+	known    []uint64  // segments with bytes in quarantine, found at Open
 	next     uint64    // offset of the next event
 	first    uint64    // offset of the oldest event kept
 
@@ -194,6 +195,7 @@ func (w *WAL) recover() (Recovery, error) {
 		segs = append(segs, segment{first: first, name: n})
 	}
 	sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
+	w.known = w.quarantinedSegments()
 	var kept []segment
 	for i := range segs {
 		s := segs[i]
@@ -308,6 +310,10 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 	switch {
 	case why == nil && (last || end >= nextFirst):
 		// A clean end.
+	case why == nil && w.knownLoss(s.first, nextFirst):
+		// Reported when the bytes were quarantined, at an earlier start.
+		w.log.Info("WAL: offsets lost to a bad record at an earlier start (see the quarantine folder)",
+			"segment", s.name, "lost_from", end, "lost_to", nextFirst)
 	case why == nil:
 		if err := lost(nextFirst, fmt.Errorf("segment ends at offset %d, the next one starts at %d", end, nextFirst)); err != nil {
 			return 0, 0, nil, 0, 0, 0, err
@@ -352,6 +358,38 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 	return end, good, q, torn, records, events, nil
 }
 
+// quarantinedSegments lists the first offsets of the segments whose bad
+// parts are in the quarantine folder.
+func (w *WAL) quarantinedSegments() []uint64 {
+	names, err := w.fs.ReadDir(w.opt.QuarantineDir)
+	if err != nil {
+		return nil
+	}
+	var out []uint64
+	for _, n := range names {
+		base, _, ok := strings.Cut(n, segmentExt+".at-")
+		if !ok {
+			continue
+		}
+		if first, err := strconv.ParseUint(base, 10, 64); err == nil {
+			out = append(out, first)
+		}
+	}
+	return out
+}
+
+// knownLoss says whether a gap after the segment starting at first, up to
+// the next at nextFirst, was quarantined (and reported) before: a segment
+// in that range has bytes in the quarantine folder.
+func (w *WAL) knownLoss(first, nextFirst uint64) bool {
+	for _, q := range w.known {
+		if q >= first && q < nextFirst {
+			return true
+		}
+	}
+	return false
+}
+
 // tail describes the bytes after a segment's last good record.
 type tail struct {
 	data bool // not all zeros
@@ -392,7 +430,10 @@ func scanTail(f File, from, size int64, end uint64) (tail, error) {
 			}
 			r := &recordReader{f: f, limit: size, off: start, bufOff: start}
 			rec, err := r.next()
-			if err != nil {
+			if err != nil || rec.first < end || rec.group > rec.first || rec.count == 0 {
+				continue
+			}
+			if _, err := decodeEvents(rec.payload, rec.count); err != nil {
 				continue
 			}
 			t.later = t.later || rec.group > end
@@ -534,7 +575,9 @@ func (w *WAL) syncOrFail(f File) error {
 
 // Enqueue queues events to be written and returns at once; the channel gets
 // the result once they are synced (or failed). The events must not be
-// changed afterwards. An empty request is written too.
+// changed afterwards. An empty request is answered in its group's turn but
+// not written: every record holds events, so a write's first offset names
+// it alone.
 func (w *WAL) Enqueue(events []event.Event) (<-chan Result, error) {
 	r := &request{events: events, done: make(chan Result, 1)}
 	r.payload = appendEvents(make([]byte, 0, estimate(events)), events)
@@ -618,7 +661,9 @@ func (w *WAL) run() {
 func (w *WAL) commit(group []*request) (uint64, error) {
 	total := int64(0)
 	for _, r := range group {
-		total += headerSize + int64(len(r.payload))
+		if len(r.events) > 0 {
+			total += headerSize + int64(len(r.payload))
+		}
 	}
 	if w.mustRoll || (w.pos > 0 && w.pos+total > max(w.alloc, w.opt.SegmentBytes)) {
 		if err := w.roll(); err != nil {
@@ -630,8 +675,10 @@ func (w *WAL) commit(group []*request) (uint64, error) {
 	w.buf = w.buf[:0]
 	next := first
 	for _, r := range group {
-		w.buf = appendRecord(w.buf, next, first, len(r.events), r.payload)
-		next += uint64(len(r.events))
+		if len(r.events) > 0 {
+			w.buf = appendRecord(w.buf, next, first, len(r.events), r.payload)
+			next += uint64(len(r.events))
+		}
 	}
 	if _, err := w.active.WriteAt(w.buf, w.pos); err != nil {
 		// Nothing was promised yet; the next group starts a new segment,

@@ -513,6 +513,13 @@ func TestDamageBeforeALaterWriteIsQuarantined(t *testing.T) {
 			if err != nil || first != 6 {
 				t.Fatalf("append after recovery: offset %d, %v; want 6", first, err)
 			}
+			// The loss is reported once, not again at every start.
+			w.Close()
+			w, rec = open(t, fs, 1<<20)
+			defer w.Close()
+			if len(rec.Quarantined) != 0 || rec.Events != 3 {
+				t.Fatalf("second recovery %+v: want nothing reported again, 3 events kept", rec)
+			}
 		})
 	}
 }

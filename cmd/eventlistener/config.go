@@ -497,10 +497,16 @@ func redact(s string) string {
 		}
 		return kvPassword.ReplaceAllString(scheme+"://"+rest, "${1}"+hidden)
 	}
+	scheme, rest, _ := strings.Cut(s, "://")
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), hidden)
 		}
+	} else if authority, _, _ := strings.Cut(rest, "?"); strings.Contains(authority, "@") {
+		// An '@' the parser did not take for userinfo (a password with a
+		// '/' in it): hide everything before the last one.
+		at := strings.LastIndex(authority, "@")
+		return kvPassword.ReplaceAllString(scheme+"://"+hidden+rest[at:], "${1}"+hidden)
 	}
 	if q := u.Query(); len(q) > 0 {
 		changed := false
@@ -514,7 +520,8 @@ func redact(s string) string {
 			u.RawQuery = q.Encode()
 		}
 	}
-	return u.String()
+	// A query the parser skipped in part (a bad escape, a ';') is raw.
+	return kvPassword.ReplaceAllString(u.String(), "${1}"+hidden)
 }
 
 // kvPassword finds the value of a password in a key=value string (libpq's

@@ -16,6 +16,8 @@ func TestRedactNeverPrintsASecret(t *testing.T) {
 		{"host=db PASSWORD = s3cret", "host=db PASSWORD = xxxxx"},
 		{"redis://:s3cret@cache:6379/0", "redis://:xxxxx@cache:6379/0"},
 		{"http://es:9200", "http://es:9200"},
+		{"postgres://db/events?password=s3%cret&user=app", "postgres://db/events?password=xxxxx&user=app"},
+		{"postgres://app:1234/s3cret@db/events", "postgres://xxxxx@db/events"},
 		{"https://elastic:s3cret@es:9200", "https://elastic:xxxxx@es:9200"},
 	} {
 		got := redact(tc.in)

@@ -78,6 +78,11 @@ func replay(ctx context.Context, c *config, paths []string, only string, dryRun 
 			return err
 		}
 		defer unlock()
+		// List again under the lock: a replay that held it may have moved
+		// files away meanwhile.
+		if files, err = fallback.Files(paths); err != nil {
+			return err
+		}
 	}
 	stores, err := openStores(c, log, 4, false)
 	if err != nil {
