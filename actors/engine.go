@@ -834,7 +834,7 @@ func (e *Engine) Node(ctx context.Context) NodeStatus {
 			ss.LastError, ss.ErrorAt = st.lastErr, st.errAt.UTC().Format(time.RFC3339)
 		}
 		st.mu.Unlock()
-		if err := s.Ping(ctx); err != nil {
+		if err := st.ping(ctx, s); err != nil {
 			ss.Reachable, ss.Error = false, err.Error()
 		}
 		n.Sinks = append(n.Sinks, ss)

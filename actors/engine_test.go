@@ -27,13 +27,14 @@ type fakeSink struct {
 
 	mu     sync.Mutex
 	calls  int
+	pings  atomic.Int64
 	stored map[string]int
 }
 
 func newFakeSink(name string) *fakeSink { return &fakeSink{name: name, stored: map[string]int{}} }
 
 func (s *fakeSink) Name() string                   { return s.name }
-func (s *fakeSink) Ping(ctx context.Context) error { return nil }
+func (s *fakeSink) Ping(ctx context.Context) error { s.pings.Add(1); return nil }
 func (s *fakeSink) Close() error                   { return nil }
 
 func (s *fakeSink) Write(ctx context.Context, events []event.Event) error {
@@ -728,4 +729,25 @@ func TestFullDiskRefusesAndRecovers(t *testing.T) {
 		acked += 5
 	}
 	waitFor(t, "every acknowledged event", func() bool { return s.count() == acked })
+}
+
+// /v1/node may be asked often (a console, a probe): a store is pinged at
+// most once a second however often, so status calls take no connections
+// from the writes.
+func TestNodePingsAStoreAtMostOnceASecond(t *testing.T) {
+	sink := newFakeSink("fake")
+	e := startEngine(t, Config{Sinks: []sinks.Sink{sink}})
+	for range 50 {
+		if n := e.Node(context.Background()); len(n.Sinks) != 1 || !n.Sinks[0].Reachable {
+			t.Fatalf("node: %+v", n)
+		}
+	}
+	if p := sink.pings.Load(); p != 1 {
+		t.Fatalf("50 status calls pinged the store %d times, want 1", p)
+	}
+	time.Sleep(pingEvery + 50*time.Millisecond)
+	e.Node(context.Background())
+	if p := sink.pings.Load(); p != 2 {
+		t.Fatalf("a status call after %s pinged %d times in all, want 2", pingEvery, p)
+	}
 }

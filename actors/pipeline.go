@@ -75,6 +75,29 @@ type sinkState struct {
 	mu      sync.Mutex
 	lastErr string
 	errAt   time.Time
+
+	// The last ping, for /v1/node: pinged at most once a second, however
+	// often the node is asked, so status calls take no store connections
+	// from the writes.
+	pingMu  sync.Mutex
+	pingAt  time.Time
+	pingErr error
+}
+
+// pingEvery is how often Node pings a store at most.
+const pingEvery = time.Second
+
+// ping answers the store's reachability, from the last ping when it is
+// recent.
+func (s *sinkState) ping(ctx context.Context, sink interface{ Ping(context.Context) error }) error {
+	s.pingMu.Lock()
+	defer s.pingMu.Unlock()
+	if !s.pingAt.IsZero() && time.Since(s.pingAt) < pingEvery {
+		return s.pingErr
+	}
+	s.pingErr = sink.Ping(ctx)
+	s.pingAt = time.Now()
+	return s.pingErr
 }
 
 func (s *sinkState) setErr(err error) {

@@ -285,12 +285,7 @@ func (s *Server) proxyAction(c echo.Context) error {
 	if s.opt.AdminToken == "" {
 		return c.JSON(http.StatusNotFound, errorBody{Error: "admin routes are off: set --admin-token to enable them"})
 	}
-	auth := c.Request().Header.Get("Authorization")
-	token := ""
-	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
-		token = strings.TrimSpace(auth[7:])
-	}
-	if subtle.ConstantTimeCompare([]byte(token), []byte(s.opt.AdminToken)) != 1 {
+	if !s.isAdmin(c.Request()) {
 		s.log.Warn("admin request refused: missing or wrong token", "client", c.RealIP(), "path", c.Request().URL.Path)
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="eventlistener admin"`)
 		return c.JSON(http.StatusUnauthorized, errorBody{Error: "missing or wrong admin token: send Authorization: Bearer TOKEN"})
@@ -322,17 +317,60 @@ func (s *Server) proxyAction(c echo.Context) error {
 	return c.JSON(http.StatusBadGateway, errorBody{Error: "HAProxy: " + err.Error()})
 }
 
+// isAdmin says whether the request carries the admin token.
+func (s *Server) isAdmin(r *http.Request) bool {
+	if s.opt.AdminToken == "" {
+		return false
+	}
+	auth := r.Header.Get("Authorization")
+	token := ""
+	if len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		token = strings.TrimSpace(auth[7:])
+	}
+	return subtle.ConstantTimeCompare([]byte(token), []byte(s.opt.AdminToken)) == 1
+}
+
 // nodeBody is GET /v1/node's answer.
 type nodeBody struct {
 	Hostname string `json:"hostname"`
 	actors.NodeStatus
+	Hidden string `json:"details_hidden,omitempty"`
 }
 
 func (s *Server) node(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	host, _ := os.Hostname()
-	return c.JSON(http.StatusOK, nodeBody{Hostname: host, NodeStatus: s.engine.Node(ctx)})
+	body := nodeBody{Hostname: host, NodeStatus: s.engine.Node(ctx)}
+	if !s.isAdmin(c.Request()) {
+		hideDetails(&body.NodeStatus)
+		body.Hidden = "errors and paths are shown with the admin token (Authorization: Bearer TOKEN)"
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
+// hideDetails blanks what may name hosts, users or paths: the stores',
+// Redis's and HAProxy's errors and the WAL's folder.
+func hideDetails(n *actors.NodeStatus) {
+	const hidden = "hidden"
+	blank := func(s *string) {
+		if *s != "" {
+			*s = hidden
+		}
+	}
+	for i := range n.Sinks {
+		blank(&n.Sinks[i].Error)
+		blank(&n.Sinks[i].LastError)
+	}
+	blank(&n.WAL.Dir)
+	blank(&n.WAL.Error)
+	blank(&n.NotReady)
+	if n.Redis != nil {
+		blank(&n.Redis.LastError)
+	}
+	if n.Proxy != nil {
+		blank(&n.Proxy.Error)
+	}
 }
 
 // observe counts requests by route and status.

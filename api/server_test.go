@@ -66,7 +66,11 @@ func (f *fakeEngine) ProxyAction(ctx context.Context, who, backend, server, acti
 	return nil
 }
 func (f *fakeEngine) Node(ctx context.Context) actors.NodeStatus {
-	return actors.NodeStatus{Accepting: f.accepting, Sinks: []actors.SinkStatus{{Name: "fake", Reachable: f.pingErr == nil}}}
+	ss := actors.SinkStatus{Name: "fake", Reachable: f.pingErr == nil}
+	if f.pingErr != nil {
+		ss.Error = f.pingErr.Error()
+	}
+	return actors.NodeStatus{Accepting: f.accepting, Sinks: []actors.SinkStatus{ss}}
 }
 
 func do(t *testing.T, s *Server, method, path, body string, headers ...string) *httptest.ResponseRecorder {
@@ -297,5 +301,20 @@ func TestDecodeBudgetRefusesWhenSpent(t *testing.T) {
 	}
 	if len(e.got) != 2 {
 		t.Fatalf("%d requests ingested, want the upload and the last one", len(e.got))
+	}
+}
+
+// /v1/node is open to anyone: errors (hosts, users) and the WAL's folder
+// show only with the admin token.
+func TestNodeHidesConnectionDetailsWithoutTheToken(t *testing.T) {
+	e := &fakeEngine{accepting: true, pingErr: errors.New("dial tcp 10.0.0.5:5432: connect: connection refused")}
+	s := New(e, Options{MaxBodyBytes: 1 << 20, AdminToken: "0123456789abcdef"})
+	open := do(t, s, "GET", "/v1/node", "")
+	if open.Code != 200 || strings.Contains(open.Body.String(), "10.0.0.5") || !strings.Contains(open.Body.String(), "details_hidden") {
+		t.Fatalf("without the token: %d %s", open.Code, open.Body)
+	}
+	admin := do(t, s, "GET", "/v1/node", "", "Authorization: Bearer 0123456789abcdef")
+	if admin.Code != 200 || !strings.Contains(admin.Body.String(), "10.0.0.5") || strings.Contains(admin.Body.String(), "details_hidden") {
+		t.Fatalf("with the token: %d %s", admin.Code, admin.Body)
 	}
 }
