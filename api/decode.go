@@ -445,10 +445,9 @@ func (d *decodeState) readBody(body io.Reader, gz bool, maxBytes int64) *Request
 			buf = nb
 		}
 		// Reserve before reading: twice what the body will hold, as it
-		// becomes the events' strings and data too. Counted on the
-		// body's length, so a buffer from the pool costs the same.
-		// A pooled buffer is read into in steps of the size a fresh one
-		// would grow to, so a small request reserves little.
+		// becomes the events' strings and data too. A buffer from the pool
+		// is read into in the steps a fresh one would grow by, so a small
+		// request reserves little however large its buffer.
 		to := min(int64(cap(buf)), limit, int64(max(2*len(buf), 16<<10)))
 		if need := 2*to - reserved; need > 0 {
 			if !d.reserved(need) {

@@ -284,11 +284,11 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 		records++
 		events += uint64(rec.count)
 	}
-	tail, err := scanTail(f, good, fileSize, end)
+	rest, err := scanTail(f, good, fileSize, end)
 	if err != nil {
 		return 0, 0, nil, 0, 0, 0, fmt.Errorf("cannot read WAL segment %s: %w", s.name, err)
 	}
-	if why == nil && tail.data {
+	if why == nil && rest.data {
 		// A header of zeros with data after it.
 		why = fmt.Errorf("%w: zeros at %d, data after them", errCorrupt, good)
 	}
@@ -296,7 +296,7 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 		// Acknowledged events are gone: keep the bytes for forensics and
 		// say so loudly.
 		qf := ""
-		if good < fileSize && tail.data {
+		if good < fileSize && rest.data {
 			var err error
 			if qf, err = w.quarantine(f, s.name, good, fileSize); err != nil {
 				return err
@@ -318,13 +318,13 @@ func (w *WAL) recoverSegment(s segment, last bool, nextFirst uint64) (end uint64
 		if err := lost(nextFirst, fmt.Errorf("segment ends at offset %d, the next one starts at %d", end, nextFirst)); err != nil {
 			return 0, 0, nil, 0, 0, 0, err
 		}
-	case tail.later:
+	case rest.later:
 		// A write that came after the bad record is intact, so the bad
 		// record had been synced and acknowledged: damage (bit rot, or a
 		// disk that lost a synced write), not a torn write.
 		to := max(end, nextFirst)
 		if last {
-			to = max(end, tail.after)
+			to = max(end, rest.after)
 		}
 		if err := lost(to, why); err != nil {
 			return 0, 0, nil, 0, 0, 0, err
@@ -390,8 +390,8 @@ func (w *WAL) knownLoss(first, nextFirst uint64) bool {
 	return false
 }
 
-// tail describes the bytes after a segment's last good record.
-type tail struct {
+// tailScan describes the bytes after a segment's last good record.
+type tailScan struct {
 	data bool // not all zeros
 	// later: an intact record of a write later than the one holding
 	// offset end (the offset the next good record would have had).
@@ -401,12 +401,13 @@ type tail struct {
 
 // scanTail reads bytes [from, size) of a segment, looking for intact
 // records.
-func scanTail(f File, from, size int64, end uint64) (tail, error) {
-	var t tail
+func scanTail(f File, from, size int64, end uint64) (tailScan, error) {
+	var t tailScan
 	const chunk = 1 << 20
 	var m [4]byte
 	binary.LittleEndian.PutUint32(m[:], marker)
 	buf := make([]byte, min(int64(chunk+len(m)-1), max(0, size-from)))
+	r := &recordReader{f: f, limit: size} // one for every candidate, so its buffer is reused
 	for at := from; at < size; {
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-at)], at)
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -428,7 +429,8 @@ func scanTail(f File, from, size int64, end uint64) (tail, error) {
 			if start <= from {
 				continue
 			}
-			r := &recordReader{f: f, limit: size, off: start, bufOff: start}
+			r.off = start
+			r.drop()
 			rec, err := r.next()
 			if err != nil || rec.first < end || rec.group > rec.first || rec.count == 0 {
 				continue
