@@ -25,6 +25,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,6 +55,10 @@ type DecodeOptions struct {
 	// zero or less means no limit. Tiny events expand most: each costs
 	// about 300 bytes of memory however short its JSON.
 	MaxEvents int
+	// MaxEventBytes is the largest data one event may store, counted as
+	// stored (binary-mode text escaped as a JSON string); zero or less
+	// means no limit beyond MaxBytes. 413 beyond.
+	MaxEventBytes int
 	// Reserve, when set, is asked before the decoder allocates n more bytes
 	// for the body or for events; false refuses the request with 503.
 	Reserve func(n int64) bool
@@ -109,11 +114,16 @@ func (e *RequestError) Error() string { return e.Message }
 //   - a field given twice is an error (encoding/json keeps the last);
 //   - invalid UTF-8 anywhere or an unpaired UTF-16 surrogate escape is an
 //     error (encoding/json would silently replace them with U+FFFD), and so
-//     is \u0000 in the envelope's strings; \u0000 inside data is valid JSON
-//     and kept (PostgreSQL's jsonb refuses it, so that event alone goes to
-//     PostgreSQL's fallback log);
+//     is \u0000 (PostgreSQL cannot store it);
 //   - data may nest at most 512 levels deep, well within what PostgreSQL
 //     and Elasticsearch accept.
+//
+// Data must also be what every store keeps (the README's input contract),
+// so that no event is accepted and then refused: no key twice in one object
+// (Elasticsearch refuses it, PostgreSQL keeps the last), objects at most
+// maxObjectDepth deep, keys of at most maxKeyBytes, numbers of at most
+// maxNumberLength characters that a float64 holds; 400 otherwise. Data over
+// MaxEventBytes, as stored, is 413.
 //
 // A leading UTF-8 byte order mark is ignored.
 //
@@ -140,7 +150,7 @@ func Decode(h http.Header, body io.Reader, opt DecodeOptions) ([]event.Event, er
 
 	d := decodeStatePool.Get().(*decodeState)
 	defer d.release()
-	d.maxEvents, d.reserve = opt.MaxEvents, opt.Reserve
+	d.maxEvents, d.maxEventBytes, d.reserve = opt.MaxEvents, opt.MaxEventBytes, opt.Reserve
 	if rerr := d.readBody(body, gz, opt.MaxBytes); rerr != nil {
 		return nil, rerr
 	}
@@ -168,6 +178,23 @@ const defaultDecodeMaxBytes = 1 << 20
 // levels and PostgreSQL recurses per level, so 512 leaves room for the
 // envelope around the data everywhere the event goes.
 const maxDataDepth = 512
+
+// maxObjectDepth is how deeply objects may nest in data, the depth_limit of
+// Elasticsearch's flattened field (its default, which the template states). A
+// data value that is not an object is stored inside one, which counts.
+const maxObjectDepth = 20
+
+// maxKeyBytes is the longest key in data. Elasticsearch indexes each leaf of
+// the flattened field as one term of its dotted key and its value, and a term
+// over 32,766 bytes refuses the document: 20 keys of 1,000 bytes and a value
+// of the template's ignore_above (4,096 characters, at most 12,288 bytes;
+// longer ones are kept unindexed) always fit.
+const maxKeyBytes = 1000
+
+// maxNumberLength is the longest number accepted in data: ample for any
+// float64 or 64-bit integer, and within what JSON parsers take (Jackson,
+// which Elasticsearch uses, refuses numbers over 1,000 characters).
+const maxNumberLength = 100
 
 // maxPooledBytes bounds each buffer kept in the pool, so that one huge request
 // does not pin its buffers for the life of the process.
@@ -313,12 +340,15 @@ type decodeState struct {
 	key    []byte     // the field name being matched
 	tmp    []byte     // a field value that is checked, not kept
 	events []rawEvent // fields of each event, as spans of str and data
+	kbuf   []byte     // decoded keys of the data objects being read
+	dkeys  []span     // those keys, as spans of kbuf, innermost object last
 
-	wire      wireLimiter
-	wireLimit int64
-	br        *bufio.Reader
-	maxEvents int
-	reserve   func(n int64) bool
+	wire          wireLimiter
+	wireLimit     int64
+	br            *bufio.Reader
+	maxEvents     int
+	maxEventBytes int
+	reserve       func(n int64) bool
 }
 
 // errBudget refuses a request the decode budget has no room for.
@@ -349,6 +379,8 @@ func (d *decodeState) release() {
 	d.data = keepSmall(d.data)
 	d.key = keepSmall(d.key)
 	d.tmp = keepSmall(d.tmp)
+	d.kbuf = keepSmall(d.kbuf)
+	d.dkeys = d.dkeys[:0]
 	if cap(d.events) > 1<<16 {
 		d.events = nil
 	}
@@ -670,7 +702,10 @@ func lookupField(name []byte) fieldSet {
 }
 
 // fieldError is an event that is valid JSON but not a valid event.
-type fieldError struct{ msg string }
+type fieldError struct {
+	msg    string
+	status int // 0: 400
+}
 
 func (e *fieldError) Error() string { return e.msg }
 
@@ -776,7 +811,7 @@ func (d *decodeState) parseField(r *rawEvent, f fieldSet) error {
 	case fieldData:
 		start := d.pos
 		null := d.in[d.pos] == 'n'
-		if err = d.skipValue(0, `"data"`); err == nil && !null {
+		if err = d.dataValue(`"data"`); err == nil && !null {
 			off := len(d.data)
 			d.data = append(d.data, d.in[start:d.pos]...)
 			r.data, ok = span{off, len(d.data)}, true
@@ -863,6 +898,10 @@ func (d *decodeState) base64Field() (sp span, ok bool, err error) {
 			return span{}, false, fieldErrorf(`"data_base64" must be standard base64 with padding (RFC 4648 section 4), got %s`, quoteTrunc(string(d.data[off+1:])))
 		}
 		d.data = append(d.data, '"')
+		if n := len(d.data) - off; d.maxEventBytes > 0 && n > d.maxEventBytes {
+			return span{}, false, &fieldError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(
+				`"data_base64" is %d bytes; at most %d are stored per event (--max-event-bytes)`, n, d.maxEventBytes)}
+		}
 		return span{off, len(d.data)}, true, nil
 	case 'n':
 		return span{}, false, d.literal("null")
@@ -1056,7 +1095,7 @@ func (d *decodeState) decodeBinary(h http.Header, ct contentType, opt DecodeOpti
 		d.skipWS()
 		start := d.pos
 		if d.pos < len(d.in) {
-			err := d.skipValue(0, "the body")
+			err := d.dataValue("the body")
 			if err == nil {
 				d.skipWS()
 				if d.pos != len(d.in) {
@@ -1064,11 +1103,23 @@ func (d *decodeState) decodeBinary(h http.Header, ct contentType, opt DecodeOpti
 				}
 			}
 			if err != nil {
-				msg := err.Error()
-				if se, ok := err.(*syntaxError); ok {
-					msg = fmt.Sprintf("invalid JSON at offset %d: %s", se.off, se.msg)
+				re := badRequest(0, "")
+				var se *syntaxError
+				var fe *fieldError
+				switch {
+				case errors.As(err, &se) && !se.store:
+					re.Message = fmt.Sprintf("event 0: the body is the data and must be JSON for Content-Type %s: %s", ct.media, se.describe(false))
+				case errors.As(err, &se):
+					re.Message = "event 0: the body is the data: " + se.describe(false)
+				case errors.As(err, &fe):
+					re.Message = "event 0: " + fe.msg
+					if fe.status != 0 {
+						re.Status = fe.status
+					}
+				default:
+					return nil, err
 				}
-				return nil, badRequest(0, fmt.Sprintf("event 0: the body is the data and must be JSON for Content-Type %s: %s", ct.media, msg))
+				return nil, re
 			}
 			end := len(bytes.TrimRight(d.in, jsonSpace))
 			if v := d.in[start:end]; string(v) != "null" {
@@ -1076,9 +1127,20 @@ func (d *decodeState) decodeBinary(h http.Header, ct contentType, opt DecodeOpti
 			}
 		}
 	} else if len(body) > 0 {
-		if utf8.Valid(body) && bytes.IndexByte(body, 0) < 0 {
-			e.Data = appendJSONString(make([]byte, 0, len(body)+2), body)
-			e.Data = e.Data[:len(e.Data):len(e.Data)]
+		text := utf8.Valid(body) && bytes.IndexByte(body, 0) < 0
+		n := base64.StdEncoding.EncodedLen(len(body)) + 2
+		if text {
+			n = jsonStringLen(body)
+		}
+		if d.maxEventBytes > 0 && n > d.maxEventBytes {
+			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Index: 0, Message: fmt.Sprintf(
+				"event 0: the body becomes data of %d bytes (as a JSON string); at most %d are stored per event (--max-event-bytes)", n, d.maxEventBytes)}
+		}
+		if !d.reserved(int64(n)) {
+			return nil, errBudget
+		}
+		if text {
+			e.Data = appendJSONString(make([]byte, 0, n), body)
 		} else {
 			e.Data = appendBase64String(body)
 		}
@@ -1121,6 +1183,20 @@ func ceHeader(h http.Header, name string) (v string, ok bool, err error) {
 	return v, true, nil
 }
 
+// jsonStringLen is the length of appendJSONString's output for s.
+func jsonStringLen(s []byte) int {
+	n := len(s) + 2
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}
+
 // appendJSONString appends s, valid UTF-8, as a JSON string.
 func appendJSONString(dst, s []byte) []byte {
 	const hexDigits = "0123456789abcdef"
@@ -1160,13 +1236,28 @@ func appendBase64String(b []byte) []byte {
 // ---------------------------------------------------------------------------
 // The JSON scanner
 
-// syntaxError is a body that is not JSON. off is a byte offset in d.in.
+// syntaxError is a body that is not JSON, or (store set) JSON that holds
+// what no store keeps. off is a byte offset in d.in.
 type syntaxError struct {
-	off int
-	msg string
+	off   int
+	msg   string
+	store bool
 }
 
 func (e *syntaxError) Error() string { return e.msg }
+
+// describe says what is wrong and where: at a byte offset, or at a column
+// (of an NDJSON line) when col is set.
+func (e *syntaxError) describe(col bool) string {
+	where := fmt.Sprintf("offset %d", e.off)
+	if col {
+		where = fmt.Sprintf("column %d", e.off+1)
+	}
+	if e.store {
+		return "at " + where + ": " + e.msg
+	}
+	return "invalid JSON at " + where + ": " + e.msg
+}
 
 func (d *decodeState) eof() error {
 	return &syntaxError{off: len(d.in), msg: "unexpected end of input"}
@@ -1217,10 +1308,7 @@ func (d *decodeState) colon() error {
 
 // scanString reads the string at d.pos (a '"'), appending its decoded text to
 // dst when emit is set. It checks UTF-8 and escapes, and refuses unpaired
-// surrogates. \u0000 is refused in the envelope's strings (emit set), which
-// no store can keep as text; inside data (emit unset) it is valid JSON and
-// kept: a store that cannot hold it refuses that one event, which then goes
-// to the fallback log.
+// surrogates and \u0000.
 func (d *decodeState) scanString(dst []byte, emit bool) ([]byte, error) {
 	in := d.in
 	i := d.pos + 1
@@ -1261,7 +1349,7 @@ func (d *decodeState) scanString(dst []byte, emit bool) ([]byte, error) {
 			case 't':
 				b = '\t'
 			case 'u':
-				r, n, err := d.unicodeEscape(i, !emit)
+				r, n, err := d.unicodeEscape(i)
 				if err != nil {
 					return dst, err
 				}
@@ -1293,16 +1381,16 @@ func (d *decodeState) scanString(dst []byte, emit bool) ([]byte, error) {
 }
 
 // unicodeEscape reads \uXXXX at in[i] (and its low surrogate, if it is a high
-// one). It returns the rune and how many bytes it took. \u0000 is an error
-// unless allowNUL.
-func (d *decodeState) unicodeEscape(i int, allowNUL bool) (rune, int, error) {
+// one). It returns the rune and how many bytes it took. \u0000 is an error:
+// no store keeps it (PostgreSQL's text and jsonb refuse it).
+func (d *decodeState) unicodeEscape(i int) (rune, int, error) {
 	r, err := d.hex4(i)
 	if err != nil {
 		return 0, 0, err
 	}
 	switch {
-	case r == 0 && !allowNUL:
-		return 0, 0, &syntaxError{off: i, msg: `\u0000 in string; NUL cannot be stored`}
+	case r == 0:
+		return 0, 0, &syntaxError{off: i, msg: `\u0000 (NUL) in a string, which PostgreSQL cannot store`, store: true}
 	case r >= 0xDC00 && r <= 0xDFFF:
 		return 0, 0, &syntaxError{off: i, msg: fmt.Sprintf(`unpaired surrogate \u%04x in string`, r)}
 	case r >= 0xD800 && r <= 0xDBFF:
@@ -1356,22 +1444,56 @@ func hexValue(c byte) rune {
 	return -1
 }
 
-// skipValue checks the JSON value at d.pos and moves past it. depth counts
-// the arrays and objects around it; name, when set, is the field it belongs
-// to, for the message about nesting.
+// skipValue checks the JSON value at d.pos and moves past it: an extension
+// attribute, which is dropped, so only JSON's own rules apply. name is the
+// field it belongs to, for the message about nesting.
 func (d *decodeState) skipValue(depth int, name string) error {
+	return d.value(depth, 0, name, false)
+}
+
+// dataValue checks the data value at d.pos, which is stored, against the
+// rules every store keeps (see Decode) and moves past it. name is what it is
+// called in messages: "data" or "the body".
+func (d *decodeState) dataValue(name string) error {
+	start := d.pos
+	objs := 1 // Elasticsearch stores any other value inside an object
+	if d.in[d.pos] == '{' {
+		objs = 0
+	}
+	if err := d.value(0, objs, name, true); err != nil {
+		return err
+	}
+	if n := d.pos - start; d.maxEventBytes > 0 && n > d.maxEventBytes {
+		return &fieldError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf(
+			"%s is %d bytes; at most %d are stored per event (--max-event-bytes)", name, n, d.maxEventBytes)}
+	}
+	return nil
+}
+
+// value checks the JSON value at d.pos and moves past it. depth counts the
+// arrays and objects around it, objs the objects alone (what Elasticsearch's
+// flattened field counts). data applies the rules of stored data: no key
+// twice in one object, no \u0000, numbers within a float64, objects at most
+// maxObjectDepth deep.
+func (d *decodeState) value(depth, objs int, name string, data bool) error {
 	if d.pos == len(d.in) {
 		return d.eof()
+	}
+	if name == "" {
+		name = "a field"
 	}
 	switch c := d.in[d.pos]; c {
 	case '{', '[':
 		if depth == maxDataDepth {
-			if name == "" {
-				name = "a field"
-			}
 			return fieldErrorf("%s is nested more than %d levels deep", name, maxDataDepth)
 		}
-		return d.skipComposite(c, depth+1, name)
+		if c == '{' && data {
+			if objs == maxObjectDepth {
+				return fieldErrorf("%s has objects nested more than %d deep, the most Elasticsearch's flattened field takes", name, maxObjectDepth)
+			}
+			objs++
+		}
+		return d.composite(c, depth+1, objs, name, data)
 	case '"':
 		_, err := d.scanString(nil, false)
 		return err
@@ -1383,17 +1505,22 @@ func (d *decodeState) skipValue(depth int, name string) error {
 		return d.literal("null")
 	default:
 		if c == '-' || ('0' <= c && c <= '9') {
-			return d.skipNumber()
+			start := d.pos
+			if err := d.skipNumber(); err != nil || !data {
+				return err
+			}
+			return checkNumber(d.in[start:d.pos], name)
 		}
 		return &syntaxError{off: d.pos, msg: unexpectedByte(c)}
 	}
 }
 
-func (d *decodeState) skipComposite(open byte, depth int, name string) error {
+func (d *decodeState) composite(open byte, depth, objs int, name string, data bool) error {
 	close := byte(']')
 	if open == '{' {
 		close = '}'
 	}
+	keys, kbuf := len(d.dkeys), len(d.kbuf)
 	d.pos++
 	d.skipWS()
 	if d.pos < len(d.in) && d.in[d.pos] == close {
@@ -1408,14 +1535,26 @@ func (d *decodeState) skipComposite(open byte, depth int, name string) error {
 			if d.in[d.pos] != '"' {
 				return &syntaxError{off: d.pos, msg: unexpectedByte(d.in[d.pos]) + "; expected a field name in double quotes"}
 			}
-			if _, err := d.scanString(nil, false); err != nil {
+			if data {
+				// Keys are compared as decoded, as the stores do.
+				off := len(d.kbuf)
+				key, err := d.scanKey()
+				if err != nil {
+					return err
+				}
+				d.kbuf = append(d.kbuf, key...)
+				if n := len(d.kbuf) - off; n > maxKeyBytes {
+					return fieldErrorf("%s has a key of %d bytes; at most %d are stored", name, n, maxKeyBytes)
+				}
+				d.dkeys = append(d.dkeys, span{off, len(d.kbuf)})
+			} else if _, err := d.scanString(nil, false); err != nil {
 				return err
 			}
 			if err := d.colon(); err != nil {
 				return err
 			}
 		}
-		if err := d.skipValue(depth, name); err != nil {
+		if err := d.value(depth, objs, name, data); err != nil {
 			return err
 		}
 		d.skipWS()
@@ -1428,11 +1567,75 @@ func (d *decodeState) skipComposite(open byte, depth int, name string) error {
 			d.skipWS()
 		case close:
 			d.pos++
+			if data && open == '{' {
+				if k := d.duplicateKey(d.dkeys[keys:]); k != nil {
+					return fieldErrorf("%s has the key %s twice in one object; Elasticsearch refuses that, and PostgreSQL would keep only the last", name, quoteTrunc(string(k)))
+				}
+				d.dkeys, d.kbuf = d.dkeys[:keys], d.kbuf[:kbuf]
+			}
 			return nil
 		default:
 			return &syntaxError{off: d.pos, msg: fmt.Sprintf("%s; expected ',' or '%c'", unexpectedByte(c), close)}
 		}
 	}
+}
+
+// duplicateKey returns a key that keys (spans of d.kbuf) hold twice, or nil.
+// It may reorder keys.
+func (d *decodeState) duplicateKey(keys []span) []byte {
+	key := func(s span) []byte { return d.kbuf[s.off:s.end] }
+	if len(keys) <= 8 {
+		for i := 1; i < len(keys); i++ {
+			for j := range i {
+				if bytes.Equal(key(keys[i]), key(keys[j])) {
+					return key(keys[i])
+				}
+			}
+		}
+		return nil
+	}
+	slices.SortFunc(keys, func(a, b span) int { return bytes.Compare(key(a), key(b)) })
+	for i := 1; i < len(keys); i++ {
+		if bytes.Equal(key(keys[i]), key(keys[i-1])) {
+			return key(keys[i])
+		}
+	}
+	return nil
+}
+
+// checkNumber refuses a number of data that a float64 cannot hold: one too
+// large for it, or too small to be told from zero. Such numbers do not
+// survive JSON readers (JavaScript's included, so Kibana's), and the largest
+// exponents are past what PostgreSQL's numeric holds. A number is also at
+// most maxNumberLength characters long.
+func checkNumber(num []byte, name string) error {
+	if len(num) > maxNumberLength {
+		return fieldErrorf("%s has a number of %d characters; at most %d are stored", name, len(num), maxNumberLength)
+	}
+	exp := -1
+	for i, c := range num {
+		if c|0x20 == 'e' {
+			exp = i
+			break
+		}
+	}
+	if len(num) <= 15 && exp < 0 {
+		return nil // at most 15 digits: within a float64, and not near zero
+	}
+	f, err := strconv.ParseFloat(string(num), 64)
+	if err != nil {
+		return fieldErrorf("%s has the number %s, too large for a float64 (at most about 1.8e308)", name, quoteTrunc(string(num)))
+	}
+	if f == 0 {
+		mant := num
+		if exp >= 0 {
+			mant = num[:exp]
+		}
+		if bytes.IndexAny(mant, "123456789") >= 0 {
+			return fieldErrorf("%s has the number %s, too close to zero for a float64 (at least about 4.9e-324)", name, quoteTrunc(string(num)))
+		}
+	}
+	return nil
 }
 
 func (d *decodeState) literal(word string) error {
@@ -1540,12 +1743,13 @@ func (d *decodeState) eventError(idx, line int, err error) error {
 	var fe *fieldError
 	switch {
 	case errors.As(err, &se):
-		if line > 0 {
-			return badRequest(idx, fmt.Sprintf("%s: invalid JSON at column %d: %s", where, se.off+1, se.msg))
-		}
-		return badRequest(idx, fmt.Sprintf("%s: invalid JSON at offset %d: %s", where, se.off, se.msg))
+		return badRequest(idx, where+": "+se.describe(line > 0))
 	case errors.As(err, &fe):
-		return badRequest(idx, where+": "+fe.msg)
+		re := badRequest(idx, where+": "+fe.msg)
+		if fe.status != 0 {
+			re.Status = fe.status
+		}
+		return re
 	default:
 		return err // not the request's fault: making an id failed
 	}

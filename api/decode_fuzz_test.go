@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +64,8 @@ func FuzzDecode(f *testing.F) {
 		`{"type":"\u0074","id":null,"x":{"y":[true,false,-1.5e3]}}`, `[{"type":"a"},{"type":`, `{"type":5}`,
 		"1.0\nid\ntype\n/source\n2020-01-02T03:04:05Z\napplication/json\n{\"a\":1}",
 		"1.0\na%20b\nt\n/s\n\ntext/plain\nhello",
+		`{"type":"a","data":"\u0000"}`, `{"type":"t","data":{"a":1,"a":2}}`, `{"type":"t","data":{"a":{"b":1},"\u0062":[{"a":1e308,"b":5e-324}]}}`,
+		`{"type":"t","data":[1e309,1e-400]}`,
 	}
 	for sel := range len(fuzzHeaders) {
 		for _, s := range seeds {
@@ -115,7 +120,7 @@ func FuzzDecode(f *testing.F) {
 		switch fh.name {
 		case "json", "none", "json charset", "structured", "batch":
 			var v any
-			if err := json.Unmarshal(plain, &v); err != nil {
+			if err := unmarshalNumbers(plain, &v); err != nil {
 				t.Fatalf("%s: accepted what encoding/json refuses (%v): %q", fh.name, err, plain)
 			}
 			if a, ok := v.([]any); ok && len(a) != len(evs) {
@@ -129,7 +134,7 @@ func FuzzDecode(f *testing.F) {
 				}
 				n++
 				var m map[string]any
-				if err := json.Unmarshal(line, &m); err != nil {
+				if err := unmarshalNumbers(line, &m); err != nil {
 					t.Fatalf("%s: accepted a line encoding/json refuses (%v): %q", fh.name, err, line)
 				}
 			}
@@ -157,8 +162,11 @@ func checkEventInvariants(t *testing.T, i int, e *event.Event, ce bool) {
 		}
 	}
 	if e.Data != nil {
-		if !json.Valid(e.Data) || !utf8.Valid(e.Data) || bytes.Contains(e.Data, []byte(`\u0000`)) {
-			t.Fatalf("event %d: data %q", i, e.Data)
+		if !utf8.Valid(e.Data) {
+			t.Fatalf("event %d: data %q is not UTF-8", i, e.Data)
+		}
+		if err := storable(e.Data); err != nil {
+			t.Fatalf("event %d: data %q: %v", i, e.Data, err)
 		}
 		if cap(e.Data) != len(e.Data) {
 			t.Fatalf("event %d: data has spare capacity", i)
@@ -192,4 +200,103 @@ func FuzzParseTime(f *testing.F) {
 			t.Fatalf("parseTime(%q) = %v, %v; time.Parse: %v, %v", s, p, perr, want, err)
 		}
 	})
+}
+
+// storable checks data against the input contract's rules, independently of
+// the decoder (with encoding/json's tokenizer): valid JSON, no key twice in
+// an object, no NUL, keys of at most maxKeyBytes, objects at most
+// maxObjectDepth deep (counting the object Elasticsearch wraps any other
+// value in), numbers of at most maxNumberLength characters that a float64
+// holds without overflow or underflow.
+func storable(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	type frame struct {
+		obj     bool
+		wantKey bool
+		keys    map[string]bool
+	}
+	var stack []*frame
+	objs := 0
+	if bytes.TrimLeft(data, " \t\r\n")[0] != '{' {
+		objs = 1
+	}
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.obj && top.wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				objs--
+				continue
+			}
+			k := tok.(string)
+			switch {
+			case top.keys[k]:
+				return fmt.Errorf("key %q twice", k)
+			case strings.IndexByte(k, 0) >= 0:
+				return fmt.Errorf("NUL in key %q", k)
+			case len(k) > maxKeyBytes:
+				return fmt.Errorf("key of %d bytes", len(k))
+			}
+			top.keys[k] = true
+			top.wantKey = false
+			continue
+		}
+		if top != nil && top.obj {
+			top.wantKey = true
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				objs++
+				if objs > maxObjectDepth {
+					return fmt.Errorf("objects %d deep", objs)
+				}
+				stack = append(stack, &frame{obj: true, wantKey: true, keys: map[string]bool{}})
+			case '[':
+				stack = append(stack, &frame{})
+			case ']':
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if strings.IndexByte(v, 0) >= 0 {
+				return fmt.Errorf("NUL in %q", v)
+			}
+		case json.Number:
+			if len(v) > maxNumberLength {
+				return fmt.Errorf("number of %d characters", len(v))
+			}
+			mant, _, _ := strings.Cut(strings.ToLower(string(v)), "e")
+			f, err := strconv.ParseFloat(string(v), 64)
+			if err != nil || (f == 0 && strings.ContainsAny(mant, "123456789")) {
+				return fmt.Errorf("number %s is not a float64", v)
+			}
+		}
+	}
+	return nil
+}
+
+// unmarshalNumbers is json.Unmarshal keeping numbers as text: the decoder
+// takes any number in a dropped extension attribute, as JSON does.
+func unmarshalNumbers(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("data after the value")
+	}
+	return nil
 }

@@ -56,6 +56,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxRequestEvents is the most events in one request (413 beyond).
 	MaxRequestEvents int
+	// MaxEventBytes is the largest data of one event, as stored (413
+	// beyond); zero: no limit beyond MaxBodyBytes.
+	MaxEventBytes int
 	// DecodeBudget bounds the memory of all requests being decoded
 	// together (503 when spent); zero: no bound.
 	DecodeBudget int64
@@ -167,7 +170,7 @@ func (s *Server) postEvents(c echo.Context) error {
 	res := reservation{b: s.budget}
 	defer res.release()
 	events, err := Decode(req.Header, req.Body, DecodeOptions{
-		MaxBytes: s.opt.MaxBodyBytes, MaxEvents: s.opt.MaxRequestEvents, Now: time.Now().UTC(), DefaultSource: source,
+		MaxBytes: s.opt.MaxBodyBytes, MaxEvents: s.opt.MaxRequestEvents, MaxEventBytes: s.opt.MaxEventBytes, Now: time.Now().UTC(), DefaultSource: source,
 		Reserve: res.grow,
 	})
 	if err != nil {

@@ -42,6 +42,7 @@ type config struct {
 	RetryMaxElapsed  time.Duration // replay's
 	MaxBodyBytes     string
 	MaxRequestEvents int
+	MaxEventBytes    string
 	DecodeBudget     string
 	MemoryLimit      string
 	HTTPReadTimeout  time.Duration
@@ -81,6 +82,7 @@ type config struct {
 	maxPendingBytes int64
 	walMaxBytes     int64
 	maxBodyBytes    int64
+	maxEventBytes   int64
 	decodeBudget    int64
 	memoryLimit     int64
 	apiKeys         []api.APIKey
@@ -121,6 +123,7 @@ func defaultConfig() config {
 		// clients send; tiny events cost about 300 bytes each once decoded,
 		// so a request holds at most ~30 MB of them.
 		MaxRequestEvents: 100_000,
+		MaxEventBytes:    "1MiB",
 		// Room for three requests of the largest body and the most events
 		// (83 MiB each, counted at their worst) or hundreds of ordinary
 		// ones; with it, eight clients posting 16 MiB bodies at once keep
@@ -217,6 +220,8 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "largest request body accepted, after decompression (e.g. 16MiB)"},
 		&cli.IntFlag{Name: "max-request-events", Value: c.MaxRequestEvents, Destination: &c.MaxRequestEvents, Sources: env("max-request-events"),
 			Usage: "most events in one request (413 beyond): bounds the memory a request of tiny events takes"},
+		&cli.StringFlag{Name: "max-event-bytes", Value: c.MaxEventBytes, Destination: &c.MaxEventBytes, Sources: env("max-event-bytes"),
+			Usage: "largest data of one event, as stored (a binary-mode body counts escaped as a JSON string); 413 beyond. At most 64MiB, so that an event fits one Elasticsearch request and one fallback line"},
 		&cli.StringFlag{Name: "decode-budget", Value: c.DecodeBudget, Destination: &c.DecodeBudget, Sources: env("decode-budget"),
 			Usage: "memory all requests being decoded may take together; a request that would pass it gets 503 with Retry-After. At least what the largest request takes (2 x --max-body-bytes, plus about 530 bytes per event of --max-request-events)"},
 		&cli.StringFlag{Name: "memory-limit", Value: c.MemoryLimit, Destination: &c.MemoryLimit, Sources: env("memory-limit"),
@@ -345,6 +350,7 @@ func (c *config) validateServe() error {
 	}
 	// One event must fit one line of the fallback log (see fallback.Read).
 	size("max-body-bytes", c.MaxBodyBytes, 1024, 64<<20, &c.maxBodyBytes)
+	size("max-event-bytes", c.MaxEventBytes, 1024, 64<<20, &c.maxEventBytes)
 	size("decode-budget", c.DecodeBudget, 1<<20, 1<<40, &c.decodeBudget)
 	if c.MemoryLimit != "auto" && c.MemoryLimit != "off" {
 		size("memory-limit", c.MemoryLimit, 64<<20, 1<<50, &c.memoryLimit)

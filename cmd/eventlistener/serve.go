@@ -117,7 +117,7 @@ func serve(ctx context.Context, c *config) error {
 		return err
 	}
 	srv := api.New(engine, api.Options{
-		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, DecodeBudget: c.decodeBudget, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
+		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, MaxEventBytes: int(c.maxEventBytes), DecodeBudget: c.decodeBudget, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
 		Gatherer: reg, Registerer: reg, Logger: log,
 	})
 	ln, err := net.Listen("tcp", c.HTTPAddr)

@@ -503,6 +503,10 @@ func (p *docParser) parseValue(f *fieldMap, full, name, dyn string, depth int, v
 			return p.failFieldValue(f, full, deep, "illegal_argument_exception",
 				fmt.Sprintf("The provided [flattened] field [%s] exceeds the maximum depth limit of [%d].", full, limit))
 		}
+		if msg := immenseKeyed(val, "", f.intParam("ignore_above", math.MaxInt32)); msg != "" {
+			return p.failFieldValue(f, full, val, "illegal_argument_exception",
+				fmt.Sprintf("Flattened field [%s] contains one immense field whose keyed encoding is longer than the allowed max length of %d bytes. %s", full, maxTermBytes, msg))
+		}
 		return nil
 	}
 	if val.kind == jObj {
@@ -528,6 +532,58 @@ func (p *docParser) parseValue(f *fieldMap, full, name, dyn string, depth int, v
 		}
 	}
 	return nil
+}
+
+// maxTermBytes is Lucene's IndexWriter.MAX_TERM_LENGTH.
+const maxTermBytes = 32766
+
+// immenseKeyed finds a leaf of a flattened value whose keyed term (its
+// dotted key, a NUL, its text) is longer than Lucene takes, as
+// FlattenedFieldParser refuses it; a leaf longer than ignoreAbove (in UTF-16
+// units, as Java counts) is not indexed and so not checked. It returns ""
+// or the rest of Elasticsearch's message.
+func immenseKeyed(v *jnode, path string, ignoreAbove int) string {
+	switch v.kind {
+	case jObj:
+		for i, k := range v.keys {
+			if msg := immenseKeyed(v.elems[i], joinPath(path, k), ignoreAbove); msg != "" {
+				return msg
+			}
+		}
+	case jArr:
+		for _, e := range v.elems {
+			if msg := immenseKeyed(e, path, ignoreAbove); msg != "" {
+				return msg
+			}
+		}
+	case jNull:
+	default:
+		if utf16Len(v.text) > ignoreAbove {
+			return ""
+		}
+		if len(path)+1+len(v.text) > maxTermBytes {
+			start := path
+			for i := range start {
+				if i > 50 {
+					start = start[:i]
+					break
+				}
+			}
+			return fmt.Sprintf("Key length: %d, value length: %d for key starting with [%s]", utf16Len(path), utf16Len(v.text), start)
+		}
+	}
+	return ""
+}
+
+func utf16Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n++
+		if r > 0xFFFF {
+			n++
+		}
+	}
+	return n
 }
 
 // tooDeep finds the first object nested deeper than limit inside a

@@ -213,7 +213,7 @@ func dsTemplate(pattern string) string {
    "dynamic_templates":[{"strings":{"match_mapping_type":"string","mapping":{"type":"keyword","ignore_above":1024}}}],
    "properties":{"@timestamp":{"type":"date"},"message":{"type":"match_only_text"},
      "event":{"properties":{"id":{"type":"keyword"},"kind":{"type":"keyword"},"created":{"type":"date"}}},
-     "payload":{"type":"flattened"}}}}}`
+     "payload":{"type":"flattened"},"capped":{"type":"flattened","ignore_above":10}}}}}`
 }
 
 // withTemplate installs dsTemplate for "<prefix>-ds-*" and returns a

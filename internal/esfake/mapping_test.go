@@ -50,6 +50,17 @@ func TestMappingRulesDecideItemStatus(t *testing.T) {
 		{"flattened refuses nesting beyond depth_limit", []step{
 			{`{` + ts + `,"payload":` + nested(21) + `}`, 400, "document_parsing_exception", "maximum depth limit of [20]"},
 		}},
+		{"flattened refuses a keyed term over 32766 bytes", []step{
+			{`{` + ts + `,"payload":{"k":"` + strings.Repeat("v", 32764) + `"}}`, 201, "", ""},
+			{`{` + ts + `,"payload":{"k":"` + strings.Repeat("v", 32765) + `"}}`, 400, "document_parsing_exception", "immense field whose keyed encoding is longer than the allowed max length of 32766 bytes"},
+			{`{` + ts + `,"payload":{"` + strings.Repeat("k", 32766) + `":1}}`, 400, "document_parsing_exception", "immense field"},
+			{`{` + ts + `,"payload":{"a":{"b":"` + strings.Repeat("é", 16382) + `"}}}`, 400, "document_parsing_exception", "immense field"},
+		}},
+		{"flattened ignore_above leaves long values unindexed", []step{
+			{`{` + ts + `,"capped":{"k":"` + strings.Repeat("v", 40000) + `"}}`, 201, "", ""},
+			{`{` + ts + `,"capped":{"k":"` + strings.Repeat("v", 10) + `"}}`, 201, "", ""},
+			{`{` + ts + `,"capped":{"` + strings.Repeat("k", 32766) + `":1}}`, 400, "document_parsing_exception", "immense field"},
+		}},
 		{"dynamic long then a non-numeric string", []step{
 			{`{` + ts + `,"count_x":5}`, 201, "", ""},
 			{`{` + ts + `,"count_x":"12"}`, 201, "", ""},

@@ -115,7 +115,10 @@ func (s *Sink) Template() map[string]any {
 					"subject":     kw,
 					"time":        map[string]any{"type": "date"},
 					"received_at": map[string]any{"type": "date"},
-					"data":        map[string]any{"type": "flattened"},
+					// The envelope decoder keeps data within these
+					// (api.maxObjectDepth, api.maxKeyBytes): strings longer
+					// than ignore_above are kept in _source, unindexed.
+					"data": map[string]any{"type": "flattened", "depth_limit": 20, "ignore_above": 4096},
 				},
 			},
 		},
@@ -125,7 +128,7 @@ func (s *Sink) Template() map[string]any {
 
 // TemplateVersion numbers the template's shape; it is raised when the
 // template changes, so an older one left in place can be reported.
-const TemplateVersion = 1
+const TemplateVersion = 2
 
 // Migrate creates the index template when it is missing and leaves one
 // that exists alone (an operator may have added an ILM policy or changed
