@@ -28,6 +28,9 @@ type RedisConfig struct {
 	Channels []string
 	// EventType is the type of messages that are not events themselves.
 	EventType string
+	// MaxEventBytes is the largest data of one message's event (as
+	// --max-event-bytes for HTTP); zero: no limit.
+	MaxEventBytes int
 
 	// beforeSubscribe, in tests, runs before each subscription and may
 	// panic or fail like connection code does.
@@ -361,7 +364,7 @@ func (s *redisSubscriber) handle(ctx context.Context, m *goredis.Message) {
 	}
 	s.metrics.messages.WithLabelValues(sub).Inc()
 	s.state.update(func(st *RedisStatus) { st.Messages++ })
-	ev, err := messageToEvent(m.Channel, []byte(m.Payload), s.cfg.EventType, time.Now().UTC())
+	ev, err := messageToEvent(m.Channel, []byte(m.Payload), s.cfg.EventType, s.cfg.MaxEventBytes, time.Now().UTC())
 	if err != nil {
 		s.metrics.bad.WithLabelValues(sub).Inc()
 		s.state.update(func(st *RedisStatus) { st.Bad++ })

@@ -22,56 +22,57 @@ var envelopeKeys = map[string]bool{
 	"data_base64": true, "specversion": true, "datacontenttype": true, "dataschema": true,
 }
 
-// messageEnvelope is the event form of a message.
-type messageEnvelope struct {
-	ID          *string         `json:"id"`
-	Type        *string         `json:"type"`
-	Source      *string         `json:"source"`
-	Subject     *string         `json:"subject"`
-	Time        *string         `json:"time"`
-	Data        json.RawMessage `json:"data"`
-	DataBase64  *string         `json:"data_base64"`
-	SpecVersion *string         `json:"specversion"`
-}
-
-// messageToEvent turns a Redis message into an event:
+// messageToEvent turns a Redis message into an event, with the envelope
+// decoder every source uses (so a message gets the verdict the same event
+// gets over HTTP):
 //   - a JSON event or CloudEvent (an object with "specversion", or with a
-//     string "type" and only envelope fields) is taken as it is;
+//     string "type" and only envelope fields) is decoded as one;
 //   - any other JSON value becomes data, with type defaultType;
 //   - anything else becomes a JSON string of the text (of its base64 when it
-//     is not UTF-8 text), with type defaultType.
+//     is not UTF-8 text or holds a NUL), with type defaultType.
 //
-// source is redis://CHANNEL unless the event has its own. An event that
-// breaks the envelope's rules is an error.
-func messageToEvent(channel string, payload []byte, defaultType string, now time.Time) (event.Event, error) {
+// source is redis://CHANNEL unless the event has its own. An event, or data,
+// that breaks the input contract is an error.
+func messageToEvent(channel string, payload []byte, defaultType string, maxEventBytes int, now time.Time) (event.Event, error) {
 	ev := event.Event{Source: "redis://" + channel, Type: defaultType, Time: now, ReceivedAt: now}
+	dec := event.NewDecoder(event.DecodeOptions{Now: now, DefaultSource: ev.Source, MaxEventBytes: maxEventBytes})
+	defer dec.Release()
 	trimmed := bytes.TrimSpace(payload)
-	switch {
-	case len(trimmed) > 0 && json.Valid(trimmed):
-		if isEnvelope(trimmed) {
-			if err := fillEnvelope(&ev, trimmed); err != nil {
-				return ev, err
-			}
-		} else {
-			ev.Data = json.RawMessage(append([]byte(nil), trimmed...))
-		}
-	case utf8.Valid(payload):
-		ev.Data, _ = json.Marshal(string(payload))
-	default:
-		ev.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(payload))
-	}
-	if ev.ID == "" {
-		id, err := uuid.NewV7()
-		if err != nil {
+	if isEnvelope(trimmed) {
+		if err := dec.Document(trimmed, event.ShapeObject); err != nil {
 			return ev, err
 		}
-		ev.ID = id.String()
+		return dec.Events()[0], nil
 	}
+	data, err := dec.Data(trimmed, "the message")
+	var de *event.DecodeError
+	switch {
+	case len(trimmed) == 0 || errors.As(err, &de) && de.Syntax:
+		// Not JSON: the text itself.
+		if utf8.Valid(payload) && bytes.IndexByte(payload, 0) < 0 {
+			ev.Data, _ = json.Marshal(string(payload))
+		} else {
+			ev.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(payload))
+		}
+		if maxEventBytes > 0 && len(ev.Data) > maxEventBytes {
+			return ev, fmt.Errorf("the message becomes data of %d bytes; at most %d are stored per event (--max-event-bytes)", len(ev.Data), maxEventBytes)
+		}
+	case err != nil:
+		return ev, err
+	default:
+		ev.Data = data
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return ev, err
+	}
+	ev.ID = id.String()
 	return ev, nil
 }
 
+// isEnvelope says whether obj is an object an event is made of.
 func isEnvelope(obj []byte) bool {
-	if obj[0] != '{' {
+	if len(obj) == 0 || obj[0] != '{' {
 		return false
 	}
 	var fields map[string]json.RawMessage
@@ -91,54 +92,4 @@ func isEnvelope(obj []byte) bool {
 		}
 	}
 	return true
-}
-
-func fillEnvelope(ev *event.Event, obj []byte) error {
-	var m messageEnvelope
-	if err := json.Unmarshal(obj, &m); err != nil {
-		return fmt.Errorf("not an event: %w", err)
-	}
-	if m.SpecVersion != nil && *m.SpecVersion != "1.0" {
-		return fmt.Errorf(`"specversion" must be "1.0", got %q`, *m.SpecVersion)
-	}
-	if m.Type == nil || *m.Type == "" {
-		return errors.New(`"type" is required`)
-	}
-	ev.Type = *m.Type
-	if m.ID != nil {
-		if *m.ID == "" || len(*m.ID) > event.MaxIDLength {
-			return fmt.Errorf(`"id" must be 1 to %d bytes`, event.MaxIDLength)
-		}
-		ev.ID = *m.ID
-	}
-	if m.Source != nil && *m.Source != "" {
-		ev.Source = *m.Source
-	}
-	if m.Subject != nil {
-		ev.Subject = *m.Subject
-	}
-	for name, v := range map[string]string{"type": ev.Type, "source": ev.Source, "subject": ev.Subject} {
-		if len(v) > event.MaxFieldLength {
-			return fmt.Errorf("%q must be at most %d bytes", name, event.MaxFieldLength)
-		}
-	}
-	if m.Time != nil {
-		t, err := time.Parse(time.RFC3339Nano, *m.Time)
-		if err != nil {
-			return fmt.Errorf(`"time" must be an RFC 3339 timestamp, got %q`, *m.Time)
-		}
-		ev.Time = t
-	}
-	switch {
-	case m.DataBase64 != nil && m.Data != nil:
-		return errors.New(`"data" and "data_base64" are mutually exclusive`)
-	case m.DataBase64 != nil:
-		if _, err := base64.StdEncoding.DecodeString(*m.DataBase64); err != nil {
-			return errors.New(`"data_base64" is not valid base64`)
-		}
-		ev.Data, _ = json.Marshal(*m.DataBase64)
-	case m.Data != nil && string(m.Data) != "null":
-		ev.Data = m.Data
-	}
-	return nil
 }

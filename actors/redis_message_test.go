@@ -30,7 +30,7 @@ func TestMessageToEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := messageToEvent("orders", []byte(tt.payload), "redis.message", now)
+			ev, err := messageToEvent("orders", []byte(tt.payload), "redis.message", 1<<20, now)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)

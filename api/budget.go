@@ -1,21 +1,11 @@
 package api
 
 import (
-	"unsafe"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
 	"eventlistener/event"
 )
-
-// eventCost is what one decoded event takes in memory besides its strings
-// and data: its parsed fields and its event.Event (each in a slice that
-// may have doubled), and a generated id.
-var eventCost = int64(2*(unsafe.Sizeof(rawEvent{})+unsafe.Sizeof(event.Event{})) + 36)
-
-// eventStep is how many events a request reserves memory for at a time.
-const eventStep = 1024
 
 // budget bounds the memory all requests being decoded take together: a
 // request reserves what its body and events will take before it takes
@@ -78,5 +68,5 @@ func (r *reservation) release() {
 // body and the most events fits: twice its body (what the body holds is
 // copied into the events' strings and data) and its events.
 func MinDecodeBudget(maxBodyBytes int64, maxEvents int) int64 {
-	return 2*(maxBodyBytes+1) + int64(maxEvents+eventStep)*eventCost
+	return 2*(maxBodyBytes+1) + int64(maxEvents+event.ReserveStep)*event.EventCost
 }

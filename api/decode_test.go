@@ -163,8 +163,8 @@ func TestDecode(t *testing.T) {
 			want: []ev{{Type: "t", Source: testSource}}},
 		{name: "json id of 255 bytes", header: hdr(), body: `{"id":"` + id255 + `","type":"t"}`, want: []ev{{ID: id255, Type: "t", Source: testSource}}},
 		{name: "json deep data at the limit", header: hdr(),
-			body: `{"type":"t","data":` + strings.Repeat("[", maxDataDepth) + strings.Repeat("]", maxDataDepth) + `}`,
-			want: []ev{{Type: "t", Source: testSource, Data: strings.Repeat("[", maxDataDepth) + strings.Repeat("]", maxDataDepth)}}},
+			body: `{"type":"t","data":` + strings.Repeat("[", event.MaxDataDepth) + strings.Repeat("]", event.MaxDataDepth) + `}`,
+			want: []ev{{Type: "t", Source: testSource, Data: strings.Repeat("[", event.MaxDataDepth) + strings.Repeat("]", event.MaxDataDepth)}}},
 
 		// NDJSON.
 		{name: "ndjson", header: hdr("Content-Type", "application/x-ndjson"),
@@ -339,9 +339,9 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "bad literal", header: hdr(), body: `{"type":"t","data":tru}`, status: 400, index: 0, want: []string{"invalid JSON", "literal true"}},
 		{name: "single quotes", header: hdr(), body: `{'type':'t'}`, status: 400, index: 0, want: []string{"invalid JSON", "field name"}},
 		{name: "missing colon", header: hdr(), body: `{"type" "t"}`, status: 400, index: 0, want: []string{"expected ':'"}},
-		{name: "too deep", header: hdr(), body: `{"type":"t","data":` + strings.Repeat("[", maxDataDepth+1) + strings.Repeat("]", maxDataDepth+1) + `}`,
+		{name: "too deep", header: hdr(), body: `{"type":"t","data":` + strings.Repeat("[", event.MaxDataDepth+1) + strings.Repeat("]", event.MaxDataDepth+1) + `}`,
 			status: 400, index: 0, want: []string{`"data" is nested more than 512 levels`}},
-		{name: "too deep extension", header: hdr(), body: `{"type":"t","x":` + strings.Repeat(`{"a":`, maxDataDepth+1) + `1` + strings.Repeat("}", maxDataDepth+1) + `}`,
+		{name: "too deep extension", header: hdr(), body: `{"type":"t","x":` + strings.Repeat(`{"a":`, event.MaxDataDepth+1) + `1` + strings.Repeat("}", event.MaxDataDepth+1) + `}`,
 			status: 400, index: 0, want: []string{"nested more than 512 levels"}},
 
 		// Strings that cannot be stored as they are.
@@ -642,24 +642,6 @@ func TestDecodeMessagesAreBounded(t *testing.T) {
 	}
 }
 
-func TestParseTime(t *testing.T) {
-	for _, s := range []string{
-		"2024-02-29T23:59:59Z", "2023-02-29T00:00:00Z", "2023-04-31T00:00:00Z", "1900-02-29T00:00:00Z", "2000-02-29T00:00:00Z",
-		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2024-01-01T00:00:00.1Z", "2024-01-01T00:00:00.1234567891Z",
-		"2024-01-01T24:00:00Z", "2024-01-01T23:60:00Z", "2024-01-01T23:59:60Z", "2024-01-01T00:00:00.Z", "2024-01-01t00:00:00z",
-		"2024-01-01T00:00:00+01:00", "2024-01-01T00:00:00-00:00", "2024-01-01 00:00:00Z", "2024-1-01T00:00:00Z", "",
-	} {
-		want, wantErr := time.Parse(time.RFC3339Nano, s)
-		got, err := parseTime([]byte(s))
-		if (err != nil) != (wantErr != nil) || !got.Equal(want) || got.Location().String() != want.Location().String() {
-			t.Errorf("parseTime(%q) = %v, %v; time.Parse gives %v, %v", s, got, err, want, wantErr)
-		}
-	}
-	if testing.AllocsPerRun(100, func() { parseTime([]byte("2024-05-06T07:08:09.123Z")) }) != 0 {
-		t.Errorf("parsing a UTC time allocates")
-	}
-}
-
 func raceEnabled() bool {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -733,22 +715,6 @@ func TestDecodeConcurrent(t *testing.T) {
 	}
 }
 
-func TestHasSpecialByte(t *testing.T) {
-	for c := range 256 {
-		for pos := range 8 {
-			w := []byte("aaaaaaaa")
-			w[pos] = byte(c)
-			x := uint64(0)
-			for i := 7; i >= 0; i-- {
-				x = x<<8 | uint64(w[i])
-			}
-			if got, want := hasSpecialByte(x), !plainStringByte[c]; got != want {
-				t.Errorf("byte %#02x at %d: hasSpecialByte %v, want %v", c, pos, got, want)
-			}
-		}
-	}
-}
-
 // A small request reserves little, even when it gets a large buffer from
 // the pool.
 func TestDecodeReservesByBodyNotByPooledBuffer(t *testing.T) {
@@ -763,7 +729,7 @@ func TestDecodeReservesByBodyNotByPooledBuffer(t *testing.T) {
 	if _, err := Decode(hdr(), strings.NewReader(`{"type":"t"}`), opt); err != nil {
 		t.Fatal(err)
 	}
-	if reserved > 64<<10+eventStep*eventCost {
+	if reserved > 64<<10+event.ReserveStep*event.EventCost {
 		t.Fatalf("a 12-byte request reserved %d bytes", reserved)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -85,6 +86,8 @@ type Server struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	budget   *budget // nil: no bound
+
+	adminEcho *echo.Echo
 }
 
 // New builds the routes.
@@ -98,7 +101,7 @@ func New(engine Engine, opt Options) *Server {
 	if opt.Registerer == nil {
 		opt.Registerer = prometheus.NewRegistry()
 	}
-	s := &Server{echo: echo.New(), engine: engine, opt: opt, log: opt.Logger}
+	s := &Server{engine: engine, opt: opt, log: opt.Logger}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventlistener_http_requests_total",
 		Help: "HTTP requests by route and status code.",
@@ -113,29 +116,77 @@ func New(engine Engine, opt Options) *Server {
 		s.budget = newBudget(opt.DecodeBudget, opt.Registerer)
 	}
 
-	e := s.echo
+	// The ingest listener: what producers and load balancers need.
+	e := s.router()
+	e.POST("/v1/events", s.postEvents)
+	s.probes(e)
+	s.echo = e
+
+	// The admin listener: what operators and Prometheus need.
+	a := s.router()
+	s.probes(a)
+	a.GET("/v1/node", s.node)
+	a.GET("/v1/proxy/servers", s.proxyServers)
+	a.POST("/v1/proxy/servers/:backend/:server/:action", s.proxyAction)
+	a.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{})))
+	a.GET("/debug/pprof/*", s.debug)
+	s.adminEcho = a
+	return s
+}
+
+// router makes a router with the server's error handling and metrics.
+func (s *Server) router() *echo.Echo {
+	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	// The client's address is the connection's: X-Forwarded-For is not
 	// trusted, so an admin action's "who" cannot be forged with a header.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.observe, s.recover)
-	e.POST("/v1/events", s.postEvents)
+	return e
+}
+
+// probes adds the health routes, which both listeners answer.
+func (s *Server) probes(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", s.ready)
 	e.HEAD("/readyz", s.ready)
-	e.GET("/v1/node", s.node)
-	e.GET("/v1/proxy/servers", s.proxyServers)
-	e.POST("/v1/proxy/servers/:backend/:server/:action", s.proxyAction)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{})))
-	return s
 }
 
-// Handler is the server's http.Handler.
+// debug serves Go's profiler (net/http/pprof). With --admin-token set it
+// needs the token: a profile costs CPU and shows the program's insides.
+func (s *Server) debug(c echo.Context) error {
+	if s.opt.AdminToken != "" && !s.isAdmin(c.Request()) {
+		return c.JSON(http.StatusUnauthorized, errorBody{Error: "the debug routes need the admin token: send Authorization: Bearer TOKEN"})
+	}
+	switch name := c.Param("*"); name {
+	case "profile":
+		pprof.Profile(c.Response(), c.Request())
+	case "trace":
+		pprof.Trace(c.Response(), c.Request())
+	case "symbol":
+		pprof.Symbol(c.Response(), c.Request())
+	case "cmdline":
+		pprof.Cmdline(c.Response(), c.Request())
+	default:
+		pprof.Index(c.Response(), c.Request())
+	}
+	return nil
+}
+
+// Handler is the ingest listener's http.Handler: POST /v1/events and the
+// health routes.
 func (s *Server) Handler() http.Handler { return s.echo }
 
-// Echo gives access to the router, so later parts can add routes.
+// AdminHandler is the admin listener's http.Handler: /metrics, /v1/node,
+// /v1/proxy/..., /debug/pprof/ and the health routes.
+func (s *Server) AdminHandler() http.Handler { return s.adminEcho }
+
+// Echo gives access to the ingest router, so later parts can add routes.
 func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// AdminEcho gives access to the admin router.
+func (s *Server) AdminEcho() *echo.Echo { return s.adminEcho }
 
 // errorBody is every error answer.
 type errorBody struct {

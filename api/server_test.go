@@ -81,8 +81,64 @@ func do(t *testing.T, s *Server, method, path, body string, headers ...string) *
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, req)
+	h := s.AdminHandler()
+	if strings.HasPrefix(path, "/v1/events") {
+		h = s.Handler()
+	}
+	h.ServeHTTP(rec, req)
 	return rec
+}
+
+// The ingest listener serves events and health, nothing an operator uses;
+// the admin listener serves the rest, and no events.
+func TestListenersSplitTheRoutes(t *testing.T) {
+	s := New(&fakeEngine{accepting: true}, Options{MaxBodyBytes: 1 << 20, AdminToken: "0123456789abcdef"})
+	serve := func(h http.Handler, method, path string) int {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, strings.NewReader(`{"type":"t"}`))
+		req.Header.Set("Authorization", "Bearer 0123456789abcdef")
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/metrics"}, {"GET", "/v1/node"}, {"GET", "/v1/proxy/servers"},
+		{"POST", "/v1/proxy/servers/be/s1/disable"}, {"GET", "/debug/pprof/"}, {"GET", "/debug/pprof/cmdline"},
+	} {
+		if code := serve(s.Handler(), r.method, r.path); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+			t.Errorf("ingest listener: %s %s = %d, want 404", r.method, r.path, code)
+		}
+		if code := serve(s.AdminHandler(), r.method, r.path); code == http.StatusNotFound && r.path != "/v1/proxy/servers" && r.method != "POST" {
+			t.Errorf("admin listener: %s %s = 404", r.method, r.path)
+		}
+	}
+	if code := serve(s.AdminHandler(), "POST", "/v1/events"); code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		t.Errorf("admin listener: POST /v1/events = %d, want 404", code)
+	}
+	for _, h := range []http.Handler{s.Handler(), s.AdminHandler()} {
+		for _, p := range []string{"/healthz", "/readyz"} {
+			if code := serve(h, "GET", p); code != http.StatusOK {
+				t.Errorf("GET %s = %d", p, code)
+			}
+		}
+	}
+	if code := serve(s.Handler(), "POST", "/v1/events"); code != http.StatusAccepted {
+		t.Errorf("ingest listener: POST /v1/events = %d", code)
+	}
+}
+
+// The profiler needs the admin token when one is set.
+func TestDebugRoutesNeedTheAdminToken(t *testing.T) {
+	s := New(&fakeEngine{}, Options{MaxBodyBytes: 1 << 20, AdminToken: "0123456789abcdef"})
+	if rec := do(t, s, "GET", "/debug/pprof/cmdline", ""); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d", rec.Code)
+	}
+	if rec := do(t, s, "GET", "/debug/pprof/cmdline", "", "Authorization: Bearer 0123456789abcdef"); rec.Code != http.StatusOK {
+		t.Fatalf("with the token: %d", rec.Code)
+	}
+	open := New(&fakeEngine{}, Options{MaxBodyBytes: 1 << 20})
+	if rec := do(t, open, "GET", "/debug/pprof/cmdline", ""); rec.Code != http.StatusOK {
+		t.Fatalf("without --admin-token: %d", rec.Code)
+	}
 }
 
 func TestPostEventsStatuses(t *testing.T) {

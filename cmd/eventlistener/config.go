@@ -60,7 +60,7 @@ type config struct {
 
 	LogLevel  string
 	LogFormat string
-	DebugAddr string
+	AdminAddr string
 
 	RedisURL           string
 	RedisSentinels     string
@@ -100,6 +100,7 @@ func defaultConfig() config {
 	d := actors.DefaultConfig
 	return config{
 		HTTPAddr:           ":8080",
+		AdminAddr:          "127.0.0.1:8081",
 		ElasticsearchIndex: "events",
 		DataDir:            "./data",
 		BatchMaxEvents:     d.MaxEvents,
@@ -236,8 +237,8 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "most open connections on the ingest listener; more wait to be accepted"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
 			Usage: "how long a clean stop may take: HTTP drains, the buffer flushes, the stores get the rest of it; what they have not taken stays in the WAL for the next start"},
-		&cli.StringFlag{Name: "debug-addr", Destination: &c.DebugAddr, Sources: env("debug-addr"),
-			Usage: "address for Go's profiler (/debug/pprof/), e.g. 127.0.0.1:6060; empty: off. Keep it off public networks"},
+		&cli.StringFlag{Name: "admin-addr", Value: c.AdminAddr, Destination: &c.AdminAddr, Sources: env("admin-addr"),
+			Usage: "address of the admin listener: /metrics, /v1/node, /v1/proxy/..., /debug/pprof/ and the health routes (the ingest listener serves only POST /v1/events and health). Loopback by default; use e.g. :8081 for Prometheus in another container, on a network producers cannot reach. empty: off"},
 		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
 			Usage: "ingest keys as comma-separated name:key pairs, sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'; empty: ingest is open"},
 		&cli.StringFlag{Name: "redis-url", Destination: &c.RedisURL, Sources: env("redis-url", "REDIS_URL"), Category: "Redis",
@@ -263,7 +264,7 @@ func serveFlags(c *config) []cli.Flag {
 		&cli.DurationFlag{Name: "haproxy-poll-interval", Value: c.HAProxyPollInterval, Destination: &c.HAProxyPollInterval, Sources: env("haproxy-poll-interval"), Category: "HAProxy",
 			Usage: "how often HAProxy is polled, and the --vip is checked"},
 		&cli.StringFlag{Name: "admin-token", Destination: &c.AdminToken, Sources: env("admin-token"), Category: "HAProxy",
-			Usage: "bearer token of the admin routes (POST /v1/proxy/servers/...); empty: admin routes are off"},
+			Usage: "bearer token (16+ characters) of the admin routes (POST /v1/proxy/servers/..., which also need --haproxy-runtime-addr), of /v1/node's details (errors, the WAL folder) and of /debug/pprof/; empty: the admin routes are off and the profiler is open on the admin listener"},
 		&cli.StringFlag{Name: "vip", Destination: &c.VIP, Sources: env("vip"), Category: "HAProxy",
 			Usage: "virtual IP whose holder is the master node: only it runs the Redis subscription and stores proxy change events; empty: every node does"},
 	}
@@ -381,9 +382,9 @@ func (c *config) validateServe() error {
 	}
 	positive("ack-timeout", c.AckTimeout > 0, c.AckTimeout)
 	positive("shutdown-timeout", c.ShutdownTimeout > 0, c.ShutdownTimeout)
-	if c.DebugAddr != "" {
-		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--debug-addr must be host:port, got %q", c.DebugAddr))
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--admin-addr must be host:port or :port, got %q", c.AdminAddr))
 		}
 	}
 	errs = append(errs, c.validateRedis(), c.validateProxy())
@@ -444,9 +445,6 @@ func (c *config) validateProxy() error {
 	c.AdminToken = strings.TrimSpace(c.AdminToken)
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("--admin-token must be at least 16 characters"))
-	}
-	if c.AdminToken != "" && c.HAProxyRuntimeAddr == "" {
-		errs = append(errs, errors.New("--admin-token needs --haproxy-runtime-addr: the admin routes act through HAProxy's runtime API"))
 	}
 	c.vip = nil
 	if c.VIP != "" {

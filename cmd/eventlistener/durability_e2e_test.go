@@ -35,7 +35,7 @@ type node struct {
 
 func (p *proc) node(t *testing.T) node {
 	t.Helper()
-	res, err := http.Get(p.url + "/v1/node")
+	res, err := http.Get(p.admin + "/v1/node")
 	if err != nil {
 		t.Fatal(err)
 	}

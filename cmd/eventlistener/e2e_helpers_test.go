@@ -68,7 +68,8 @@ func (s *syncBuffer) String() string {
 
 type proc struct {
 	cmd     *exec.Cmd
-	url     string
+	url     string // the ingest listener
+	admin   string // the admin listener's URL
 	dataDir string
 	out     *syncBuffer
 	done    chan struct{}
@@ -96,9 +97,16 @@ func startServe(t *testing.T, args ...string) *proc {
 // start again where a stopped or killed engine left off.
 func startServeIn(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
-	addr := freeAddr(t)
-	p := &proc{url: "http://" + addr, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
-	args = append([]string{"serve", "--http-addr", addr, "--data-dir", p.dataDir, "--log-level", "debug"}, args...)
+	return startBinary(t, binary, dataDir, args...)
+}
+
+// startBinary is startServeIn with an eventlistener binary of the test's
+// choosing.
+func startBinary(t *testing.T, binary, dataDir string, args ...string) *proc {
+	t.Helper()
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	p := &proc{url: "http://" + addr, admin: "http://" + adminAddr, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
+	args = append([]string{"serve", "--http-addr", addr, "--admin-addr", adminAddr, "--data-dir", p.dataDir, "--log-level", "debug"}, args...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -80,7 +80,7 @@ func waitMetric(t *testing.T, p *proc, want string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		res, err := http.Get(p.url + "/metrics")
+		res, err := http.Get(p.admin + "/metrics")
 		if err == nil {
 			raw, _ := io.ReadAll(res.Body)
 			res.Body.Close()
@@ -388,6 +388,40 @@ func TestBadInputStoresNothing(t *testing.T) {
 	p.stop(t)
 }
 
+// Producers reach the ingest listener only: metrics, node state, proxy
+// actions and the profiler are on the admin listener.
+func TestAdminRoutesAreOnTheAdminListener(t *testing.T) {
+	p := startServe(t, "--admin-token", "0123456789abcdef0123")
+	get := func(url string) int {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, path := range []string{"/metrics", "/v1/node", "/debug/pprof/"} {
+		if code := get(p.url + path); code != http.StatusNotFound {
+			t.Errorf("ingest listener: GET %s = %d, want 404", path, code)
+		}
+	}
+	if code := get(p.admin + "/metrics"); code != http.StatusOK {
+		t.Errorf("admin listener: GET /metrics = %d", code)
+	}
+	if code := get(p.admin + "/v1/node"); code != http.StatusOK {
+		t.Errorf("admin listener: GET /v1/node = %d", code)
+	}
+	if code := get(p.admin + "/debug/pprof/"); code != http.StatusUnauthorized {
+		t.Errorf("admin listener: GET /debug/pprof/ without the token = %d, want 401", code)
+	}
+	for _, url := range []string{p.url, p.admin} {
+		if code := get(url + "/readyz"); code != http.StatusOK {
+			t.Errorf("GET %s/readyz = %d", url, code)
+		}
+	}
+	p.stop(t)
+}
+
 func TestNoStoreWritesFiles(t *testing.T) {
 	p := startServe(t, "--batch-idle", "10ms")
 	if r := p.post(t, []byte(`[{"id":"f-1","type":"t"},{"id":"f-2","type":"t"}]`), "Content-Type: application/json"); r.Status != 202 {
@@ -412,6 +446,7 @@ func TestInvalidSettingsStopTheStart(t *testing.T) {
 		{[]string{"serve", "--batch-max-events", "0"}, "--batch-max-events"},
 		{[]string{"serve", "--batch-max-bytes", "lots"}, "--batch-max-bytes"},
 		{[]string{"serve", "--http-addr", "nonsense"}, "--http-addr"},
+		{[]string{"serve", "--admin-addr", "nonsense"}, "--admin-addr"},
 		{[]string{"serve", "--elasticsearch-url", "ftp://x"}, "--elasticsearch-url"},
 		{[]string{"serve", "--api-keys", "justakey"}, "--api-keys"},
 		{[]string{"serve", "--database-url", "mysql://x"}, "--database-url"},
@@ -419,7 +454,6 @@ func TestInvalidSettingsStopTheStart(t *testing.T) {
 		{[]string{"serve", "--redis-channels", "a"}, "--redis-channels needs"},
 		{[]string{"serve", "--redis-sentinels", "127.0.0.1:26379", "--redis-channels", "a"}, "--redis-master-name"},
 		{[]string{"serve", "--redis-url", "redis://127.0.0.1:1"}, "--redis-channels"},
-		{[]string{"serve", "--admin-token", "0123456789abcdef0123"}, "--haproxy-runtime-addr"},
 		{[]string{"serve", "--vip", "10.0.0"}, "--vip"},
 		{[]string{"serve", "--haproxy-stats-url", "ftp://x/stats"}, "--haproxy-stats-url"},
 		{[]string{"serve", "--haproxy-poll-interval", "1ms", "--haproxy-runtime-addr", "127.0.0.1:1"}, "--haproxy-poll-interval"},

@@ -53,7 +53,7 @@ type snapshot struct {
 
 func (env *proxyEnv) snapshot(t *testing.T) snapshot {
 	t.Helper()
-	res, err := http.Get(env.p.url + "/v1/proxy/servers")
+	res, err := http.Get(env.p.admin + "/v1/proxy/servers")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func (env *proxyEnv) waitStatus(t *testing.T, backend, server, want string) {
 
 func (env *proxyEnv) admin(t *testing.T, path string, headers ...string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, env.p.url+path, nil)
+	req, _ := http.NewRequest(http.MethodPost, env.p.admin+path, nil)
 	for _, h := range headers {
 		k, v, _ := strings.Cut(h, ":")
 		req.Header.Set(k, strings.TrimSpace(v))
@@ -225,7 +225,7 @@ func TestProxyAdminActions(t *testing.T) {
 func TestAdminRoutesOffWithoutToken(t *testing.T) {
 	hap := testenv.HAProxy(t, testenv.HAProxyConfig{Backends: map[string][]string{"web": {testenv.TestHTTPServer(t).Addr}}})
 	p := startServe(t, "--haproxy-runtime-addr", hap.SocketPath)
-	req, _ := http.NewRequest(http.MethodPost, p.url+"/v1/proxy/servers/web/s1/disable", nil)
+	req, _ := http.NewRequest(http.MethodPost, p.admin+"/v1/proxy/servers/web/s1/disable", nil)
 	req.Header.Set("Authorization", "Bearer anything-at-all-here")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -245,7 +245,7 @@ func TestAdminRoutesOffWithoutToken(t *testing.T) {
 func TestProxyUnreachableIsAStateNotACrash(t *testing.T) {
 	p := startServe(t, "--haproxy-stats-url", "http://"+freeAddr(t)+"/stats;csv", "--haproxy-poll-interval", "100ms")
 	waitMetric(t, p, `eventlistener_haproxy_reachable 0`)
-	res, err := http.Get(p.url + "/v1/node")
+	res, err := http.Get(p.admin + "/v1/node")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +273,7 @@ func TestProxyChangeEventsOnlyOnTheMaster(t *testing.T) {
 	env.waitStatus(t, "web", "s2", "UP")
 	env.servers[1].Stop()
 	env.waitStatus(t, "web", "s2", "DOWN") // the snapshot still follows HAProxy
-	res, err := http.Get(env.p.url + "/v1/node")
+	res, err := http.Get(env.p.admin + "/v1/node")
 	if err != nil {
 		t.Fatal(err)
 	}

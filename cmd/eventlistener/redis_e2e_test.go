@@ -20,7 +20,7 @@ import (
 // nodeRedis reads the redis part of GET /v1/node.
 func nodeRedis(t *testing.T, p *proc) (subscribed bool, master string) {
 	t.Helper()
-	res, err := http.Get(p.url + "/v1/node")
+	res, err := http.Get(p.admin + "/v1/node")
 	if err != nil {
 		return false, ""
 	}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
@@ -76,7 +75,7 @@ func serve(ctx context.Context, c *config) error {
 	}
 	var redisCfg *actors.RedisConfig
 	if len(c.redisChannels) > 0 {
-		redisCfg = &actors.RedisConfig{Options: c.redis, Channels: c.redisChannels, EventType: c.RedisEventType}
+		redisCfg = &actors.RedisConfig{Options: c.redis, Channels: c.redisChannels, EventType: c.RedisEventType, MaxEventBytes: int(c.maxEventBytes)}
 	}
 	var notifier actors.Notifier
 	if c.RedisNotifyChannel != "" {
@@ -129,20 +128,28 @@ func serve(ctx context.Context, c *config) error {
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: min(10*time.Second, c.HTTPReadTimeout),
 		ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	if c.DebugAddr != "" {
+	served := make(chan error, 2)
+	var admin *http.Server
+	if c.AdminAddr != "" {
+		aln, err := net.Listen("tcp", c.AdminAddr)
+		if err != nil {
+			ln.Close()
+			_ = engine.Close(context.Background())
+			return fmt.Errorf("--admin-addr: %w", err)
+		}
+		// Operators and Prometheus, not traffic: a few connections do.
+		aln = netutil.LimitListener(aln, adminMaxConns)
+		// A CPU profile takes 30 s by default: the write timeout allows it.
+		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: c.HTTPIdleTimeout,
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		log.Info("admin listener started", "addr", aln.Addr().String())
 		go func() {
-			mux := http.NewServeMux()
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			log.Info("profiler listening", "addr", c.DebugAddr)
-			if err := http.ListenAndServe(c.DebugAddr, mux); err != nil {
-				log.Error("profiler stopped", "error", err)
+			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				served <- fmt.Errorf("admin listener: %w", err)
 			}
 		}()
 	}
-	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
 	auth := "open"
@@ -173,6 +180,10 @@ func serve(ctx context.Context, c *config) error {
 		hs.Close()
 	}
 	cancelHTTP()
+	if admin != nil {
+		// Last, so /metrics and /v1/node show the stop until the end.
+		defer admin.Close()
+	}
 	engineCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := engine.Close(engineCtx); err != nil {
@@ -182,6 +193,9 @@ func serve(ctx context.Context, c *config) error {
 	log.Info("eventlistener stopped")
 	return failed
 }
+
+// adminMaxConns bounds the admin listener's connections.
+const adminMaxConns = 64
 
 // httpDrainTimeout bounds how long requests under way may take to finish at
 // shutdown; they are refused with 503 by then anyway.

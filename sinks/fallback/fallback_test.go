@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -107,6 +108,9 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte(good + "\n" + good))
 	f.Add([]byte(good[:50]))
 	f.Add([]byte("\n\n{}\n"))
+	f.Add([]byte(strings.Replace(good, `{"x":[1,2]}`, `{"x":1,"x":2}`, 1)))
+	f.Add([]byte(strings.Replace(good, `{"x":[1,2]}`, `"\u0000"`, 1)))
+	f.Add([]byte(strings.Replace(good, `"time":"2026-05-01T10:00:00Z",`, `"time":"2026-05-01T12:00:00+02:00",`, 1)))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		recs, bad, err := Read(bytes.NewReader(in))
 		if err != nil {
@@ -122,6 +126,21 @@ func FuzzRead(f *testing.F) {
 			}
 			if r.Event.Data != nil && !json.Valid(r.Event.Data) {
 				t.Fatalf("record with invalid data accepted: %q", r.Event.Data)
+			}
+			// What this version writes of it (as writeFile does), it
+			// reads back the same.
+			var line bytes.Buffer
+			enc := json.NewEncoder(&line)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(&r); err != nil {
+				t.Fatal(err)
+			}
+			again, err := parseRecord(bytes.TrimSpace(line.Bytes()))
+			if err != nil {
+				t.Fatalf("record %s written back does not read: %v", line.Bytes(), err)
+			}
+			if !reflect.DeepEqual(normalize(again), normalize(r)) {
+				t.Fatalf("record read back differs:\n%+v\n%+v", again, r)
 			}
 		}
 		for i, b := range bad {
@@ -324,5 +343,44 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 	}
 	if got := info.Mode().Perm(); got != want {
 		t.Errorf("%s has mode %v, want %v", path, got, want)
+	}
+}
+
+// normalize makes times and data (which the encoder compacts) comparable
+// with reflect.DeepEqual.
+func normalize(r Record) Record {
+	r.FailedAt = r.FailedAt.UTC()
+	if r.Event.Data != nil {
+		var b bytes.Buffer
+		json.Compact(&b, r.Event.Data)
+		r.Event.Data = b.Bytes()
+	}
+	r.Event.Time, r.Event.ReceivedAt = r.Event.Time.UTC(), r.Event.ReceivedAt.UTC()
+	return r
+}
+
+// The envelope decoder reads the records' events: one the API would refuse
+// is a bad line, not replayed.
+func TestReadRefusesWhatTheAPIRefuses(t *testing.T) {
+	rec := func(data string) string {
+		return `{"sink":"postgres","error":"e","batch":"b","failed_at":"2026-05-01T10:00:00Z","event":{"id":"a","type":"t","source":"s","time":"2026-05-01T10:00:00Z","received_at":"2026-05-01T10:00:01Z","data":` + data + `}}`
+	}
+	in := rec(`{"x":1}`) + "\n" + rec(`{"x":1,"x":2}`) + "\n" + rec(`"a\u0000"`) + "\n" + rec(`[1e999]`) + "\n" +
+		`{"sink":"postgres","event":{"type":"t"}}` + "\n"
+	recs, bad, err := Read(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || string(recs[0].Event.Data) != `{"x":1}` || !recs[0].Event.ReceivedAt.Equal(time.Date(2026, 5, 1, 10, 0, 1, 0, time.UTC)) {
+		t.Fatalf("records %+v", recs)
+	}
+	want := []string{`"x" twice`, `\u0000`, "float64", `"id" is required`}
+	if len(bad) != len(want) {
+		t.Fatalf("bad lines %+v", bad)
+	}
+	for i, w := range want {
+		if !strings.Contains(bad[i].Err.Error(), w) {
+			t.Errorf("line %d: %v, want it to name %s", bad[i].Line, bad[i].Err, w)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"eventlistener/event"
 )
 
 // BadLine is a line of a fallback file that is not a valid record.
@@ -59,20 +61,28 @@ func Read(r io.Reader) (records []Record, bad []BadLine, err error) {
 	}
 }
 
+// parseRecord reads one record. Its event goes through the envelope decoder
+// every source uses, so replay never sends what the API would refuse.
 func parseRecord(line []byte) (Record, error) {
-	var rec Record
-	if err := json.Unmarshal(line, &rec); err != nil {
-		return rec, fmt.Errorf("not a fallback record: %w", err)
+	var raw struct {
+		Record
+		Event json.RawMessage `json:"event"` // shadows Record.Event
 	}
+	if err := json.Unmarshal(line, &raw); err != nil {
+		return Record{}, fmt.Errorf("not a fallback record: %w", err)
+	}
+	rec := raw.Record
 	switch {
 	case rec.Sink == "":
 		return rec, errors.New(`record has no "sink"`)
-	case rec.Event.ID == "":
-		return rec, errors.New(`record's event has no "id"`)
-	case rec.Event.Type == "":
-		return rec, errors.New(`record's event has no "type"`)
-	case rec.Event.Data != nil && !json.Valid(rec.Event.Data):
-		return rec, errors.New(`record's event "data" is not valid JSON`)
+	case len(raw.Event) == 0 || string(raw.Event) == "null":
+		return rec, errors.New(`record has no "event"`)
 	}
+	dec := event.NewDecoder(event.DecodeOptions{})
+	defer dec.Release()
+	if err := dec.Document(raw.Event, event.ShapeStored); err != nil {
+		return rec, fmt.Errorf("record's event: %w", err)
+	}
+	rec.Event = dec.Events()[0]
 	return rec, nil
 }

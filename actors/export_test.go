@@ -1,0 +1,4 @@
+package actors
+
+// MessageToEvent is messageToEvent, for the external tests.
+var MessageToEvent = messageToEvent

@@ -1,0 +1,188 @@
+package haproxy
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"eventlistener/internal/testenv"
+)
+
+// loadCompose loads the repository's docker-compose.yml as Docker Compose
+// would (there is no Docker engine to run it).
+func loadCompose(t *testing.T) *types.Project {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
+		WorkingDir:  root,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(root, "docker-compose.yml")}},
+		Environment: types.Mapping{},
+	}, func(o *loader.Options) { o.SetProjectName("eventlistener", true) })
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+// statsSockets lists the addresses of the runtime API in haproxy.cfg.
+func statsSockets(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open("haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 3 && fields[0] == "stats" && fields[1] == "socket" {
+			out = append(out, fields[2])
+		}
+	}
+	return out
+}
+
+// In docker-compose, HAProxy's runtime API (level admin, no authentication)
+// is reachable from the engine alone: HAProxy binds it to its address on an
+// internal network that only HAProxy and the engine join, and no port of it
+// is published.
+func TestComposeRuntimeAPIIsReachableOnlyFromTheEngine(t *testing.T) {
+	p := loadCompose(t)
+	hap, err := p.GetService("haproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := p.GetService("eventlistener")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime := engine.Environment["EVENTLISTENER_HAPROXY_RUNTIME_ADDR"]
+	if runtime == nil {
+		t.Fatal("the engine has no EVENTLISTENER_HAPROXY_RUNTIME_ADDR")
+	}
+	host, port, err := net.SplitHostPort(*runtime)
+	if err != nil {
+		t.Fatalf("EVENTLISTENER_HAPROXY_RUNTIME_ADDR %q: %v", *runtime, err)
+	}
+
+	// The network HAProxy has that address on.
+	var netName string
+	for name, cfg := range hap.Networks {
+		if cfg != nil && cfg.Ipv4Address == host {
+			netName = name
+		}
+	}
+	if netName == "" {
+		t.Fatalf("HAProxy has no fixed address %s on any network: the engine's runtime address must be HAProxy's address on a private network", host)
+	}
+	nw := p.Networks[netName]
+	if !nw.Internal {
+		t.Errorf("network %s is not internal", netName)
+	}
+	if len(nw.Ipam.Config) == 0 {
+		t.Errorf("network %s has no subnet", netName)
+	} else if _, sub, err := net.ParseCIDR(nw.Ipam.Config[0].Subnet); err != nil || !sub.Contains(net.ParseIP(host)) {
+		t.Errorf("network %s: subnet %q does not hold %s (%v)", netName, nw.Ipam.Config[0].Subnet, host, err)
+	}
+	var members []string
+	for _, s := range p.Services {
+		if _, ok := s.Networks[netName]; ok {
+			members = append(members, s.Name)
+		}
+	}
+	slices.Sort(members)
+	if !slices.Equal(members, []string{"eventlistener", "haproxy"}) {
+		t.Errorf("network %s is joined by %v, want only eventlistener and haproxy", netName, members)
+	}
+
+	// HAProxy binds the runtime API to that address alone.
+	socks := statsSockets(t)
+	if len(socks) == 0 {
+		t.Fatal("haproxy.cfg has no stats socket")
+	}
+	for _, s := range socks {
+		if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "unix@") {
+			continue // a unix socket: only who can open the file
+		}
+		if want := "ipv4@" + net.JoinHostPort(host, port); s != want {
+			t.Errorf("haproxy.cfg: stats socket %s, want %s (bound to the private network's address alone)", s, want)
+		}
+	}
+
+	// And no port of it is published.
+	for _, s := range p.Services {
+		for _, pc := range s.Ports {
+			if pc.Published == port || (s.Name == "haproxy" && pc.Target == mustAtoi(t, port)) {
+				t.Errorf("service %s publishes port %s", s.Name, port)
+			}
+		}
+	}
+}
+
+// The engine's admin listener is published on the host's loopback only.
+func TestComposeAdminListenerIsLoopbackOnly(t *testing.T) {
+	p := loadCompose(t)
+	engine, err := p.GetService("eventlistener")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := engine.Environment["EVENTLISTENER_ADMIN_ADDR"]
+	if addr == nil {
+		t.Fatal("the engine has no EVENTLISTENER_ADMIN_ADDR")
+	}
+	_, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, pc := range engine.Ports {
+		if pc.Target == mustAtoi(t, port) {
+			found = true
+			if pc.HostIP != "127.0.0.1" {
+				t.Errorf("the admin port is published on %q, want 127.0.0.1", pc.HostIP)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the admin port %s is not published", port)
+	}
+	for _, s := range p.Services {
+		for _, pc := range s.Ports {
+			if pc.HostIP != "127.0.0.1" {
+				t.Errorf("service %s publishes %s on %q, not the loopback", s.Name, pc.Published, pc.HostIP)
+			}
+		}
+	}
+}
+
+func mustAtoi(t *testing.T, s string) uint32 {
+	t.Helper()
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		t.Fatalf("port %q: %v", s, err)
+	}
+	return uint32(n)
+}
+
+// HAProxy itself takes docker-compose's haproxy.cfg.
+func TestComposeHAProxyConfigIsValid(t *testing.T) {
+	bin := testenv.RequireBinary(t, "haproxy", "haproxy")
+	out, err := exec.Command(bin, "-c", "-f", "haproxy.cfg").CombinedOutput()
+	if err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+}
