@@ -369,7 +369,11 @@ func (d *Decoder) ndjson(body []byte) error {
 		if rerr := d.tooMany(idx); rerr != nil {
 			return rerr
 		}
-		if err := d.parseEvent(false); err != nil {
+		parse := d.parseEvent
+		if useJSONText {
+			parse = d.parseEventJT
+		}
+		if err := parse(false); err != nil {
 			return d.eventError(idx, line, err)
 		}
 		d.skipWS()

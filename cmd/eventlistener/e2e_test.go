@@ -253,10 +253,13 @@ func TestElasticsearchItemErrors(t *testing.T) {
 		t.Skip("needs the test server to make Elasticsearch refuse one item")
 	}
 	index := fmt.Sprintf("events-e2e-%d", time.Now().UnixNano())
+	if out, code := runCLI(t, "migrate", "--database-url", pg.URL); code != 0 {
+		t.Fatalf("migrate: %d %s", code, out)
+	}
+	pg.Psql(t, `ALTER TABLE events ADD CONSTRAINT refuse_one CHECK (id <> 'pg-refused')`)
 	p := startServe(t, "--database-url", pg.URL, "--elasticsearch-url", esURL, "--elasticsearch-index", index, "--batch-idle", "20ms")
 	fake.RejectItem("busy-1", http.StatusTooManyRequests, 2)
 	fake.RejectItem("es-refused", http.StatusBadRequest, 1)
-	pg.Psql(t, `ALTER TABLE events ADD CONSTRAINT refuse_one CHECK (id <> 'pg-refused')`)
 	body := "{\"id\":\"ok-1\",\"type\":\"t\"}\n{\"id\":\"es-refused\",\"type\":\"t\"}\n" +
 		"{\"id\":\"busy-1\",\"type\":\"t\"}\n{\"id\":\"pg-refused\",\"type\":\"t\"}\n{\"id\":\"ok-2\",\"type\":\"t\"}\n"
 	if r := p.post(t, []byte(body), "Content-Type: application/x-ndjson"); r.Status != 202 {
