@@ -369,11 +369,7 @@ func (d *Decoder) ndjson(body []byte) error {
 		if rerr := d.tooMany(idx); rerr != nil {
 			return rerr
 		}
-		parse := d.parseEvent
-		if useJSONText {
-			parse = d.parseEventJT
-		}
-		if err := parse(false); err != nil {
+		if err := d.parseEvent(false); err != nil {
 			return d.eventError(idx, line, err)
 		}
 		d.skipWS()
