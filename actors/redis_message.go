@@ -50,9 +50,9 @@ func messageToEvent(channel string, payload []byte, defaultType string, maxEvent
 	case len(trimmed) == 0 || errors.As(err, &de) && de.Syntax:
 		// Not JSON: the text itself.
 		if utf8.Valid(payload) && bytes.IndexByte(payload, 0) < 0 {
-			ev.Data, _ = json.Marshal(string(payload))
+			ev.Data = event.AppendJSONString(nil, payload)
 		} else {
-			ev.Data, _ = json.Marshal(base64.StdEncoding.EncodeToString(payload))
+			ev.Data = event.AppendJSONString(nil, base64.StdEncoding.AppendEncode(nil, payload))
 		}
 		if maxEventBytes > 0 && len(ev.Data) > maxEventBytes {
 			return ev, fmt.Errorf("the message becomes data of %d bytes; at most %d are stored per event (--max-event-bytes)", len(ev.Data), maxEventBytes)

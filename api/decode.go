@@ -543,7 +543,7 @@ func (d *bodyState) decodeBinary(h http.Header, ct contentType, opt DecodeOption
 		data, err := dec.Data(body, "the body")
 		var de *event.DecodeError
 		if errors.As(err, &de) && de.Syntax {
-			return nil, badRequest(0, fmt.Sprintf("event 0: the body is the data and must be JSON for Content-Type %s: %s", ct.media, strings.TrimPrefix(de.Message, "the body: ")))
+			return nil, badRequest(0, fmt.Sprintf("event 0: the body is the data and must be JSON for Content-Type %s: %s", ct.media, de.Message))
 		}
 		if err != nil {
 			re := requestError(err).(*RequestError)
@@ -555,7 +555,7 @@ func (d *bodyState) decodeBinary(h http.Header, ct contentType, opt DecodeOption
 		text := utf8.Valid(body) && bytes.IndexByte(body, 0) < 0
 		n := base64.StdEncoding.EncodedLen(len(body)) + 2
 		if text {
-			n = jsonStringLen(body)
+			n = event.JSONStringLen(body)
 		}
 		if opt.MaxEventBytes > 0 && n > opt.MaxEventBytes {
 			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Index: 0, Message: fmt.Sprintf(
@@ -565,7 +565,7 @@ func (d *bodyState) decodeBinary(h http.Header, ct contentType, opt DecodeOption
 			return nil, errBudget
 		}
 		if text {
-			e.Data = appendJSONString(make([]byte, 0, n), body)
+			e.Data = event.AppendJSONString(make([]byte, 0, n), body)
 		} else {
 			e.Data = appendBase64String(body)
 		}
@@ -596,48 +596,6 @@ func ceHeader(h http.Header, name string) (v string, ok bool, err error) {
 		return "", false, badRequest(0, fmt.Sprintf("event 0: header %s contains a NUL character, which cannot be stored", name))
 	}
 	return v, true, nil
-}
-
-// jsonStringLen is the length of appendJSONString's output for s.
-func jsonStringLen(s []byte) int {
-	n := len(s) + 2
-	for _, c := range s {
-		switch {
-		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
-			n++
-		case c < 0x20:
-			n += 5
-		}
-	}
-	return n
-}
-
-// appendJSONString appends s, valid UTF-8, as a JSON string.
-func appendJSONString(dst, s []byte) []byte {
-	const hexDigits = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i, c := range s {
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
 
 // appendBase64String returns the JSON string of the standard base64 of b.

@@ -254,7 +254,10 @@ func storable(data []byte) error {
 			if len(v) > event.MaxNumberLength {
 				return fmt.Errorf("number of %d characters", len(v))
 			}
-			mant, _, _ := strings.Cut(strings.ToLower(string(v)), "e")
+			mant, exp, hasExp := strings.Cut(strings.ToLower(string(v)), "e")
+			if e, err := strconv.Atoi(exp); hasExp && (err != nil || e > event.MaxExponent || e < -event.MaxExponent) {
+				return fmt.Errorf("number %s has an exponent beyond ±%d", v, event.MaxExponent)
+			}
 			f, err := strconv.ParseFloat(string(v), 64)
 			if err != nil || (f == 0 && strings.ContainsAny(mant, "123456789")) {
 				return fmt.Errorf("number %s is not a float64", v)

@@ -344,6 +344,11 @@ func (s *Server) proxyAction(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="eventlistener admin"`)
 		return c.JSON(http.StatusUnauthorized, errorBody{Error: "missing or wrong admin token: send Authorization: Bearer TOKEN"})
 	}
+	if !s.engine.Accepting() {
+		// Stopping: the action's audit event could no longer be stored.
+		c.Response().Header().Set("Retry-After", "5")
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: "shutting down: admin actions are refused"})
+	}
 	backend, server, action := c.Param("backend"), c.Param("server"), c.Param("action")
 	switch action {
 	case actors.ActionEnable, actors.ActionDisable, actors.ActionDrain:

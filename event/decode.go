@@ -50,6 +50,10 @@ const MaxObjectDepth = 20
 // longer ones are kept unindexed) always fit.
 const MaxKeyBytes = 1000
 
+// MaxExponent bounds the exponent of a number in data as written: past every
+// float64's, and far within what PostgreSQL's numeric holds.
+const MaxExponent = 400
+
 // MaxNumberLength is the longest number accepted in data: ample for any
 // float64 or 64-bit integer, and within what JSON parsers take (Jackson,
 // which Elasticsearch uses, refuses numbers over 1,000 characters).
@@ -164,6 +168,9 @@ func (d *Decoder) Release() {
 	d.key = keepSmall(d.key)
 	d.tmp = keepSmall(d.tmp)
 	d.kbuf = keepSmall(d.kbuf)
+	if cap(d.dkeys) > 1<<16 {
+		d.dkeys = nil
+	}
 	d.dkeys = d.dkeys[:0]
 	if cap(d.events) > 1<<16 {
 		d.events = nil
@@ -213,7 +220,7 @@ func (d *Decoder) Data(value []byte, name string) (json.RawMessage, error) {
 		}
 	}
 	if err != nil {
-		return nil, d.valueError(0, name, false, err)
+		return nil, d.valueError(0, "", false, err)
 	}
 	end := len(bytes.TrimRight(d.in, jsonSpace))
 	if v := d.in[start:end]; string(v) != "null" {
@@ -1093,6 +1100,9 @@ func (d *Decoder) composite(open byte, depth, objs int, name string, data bool) 
 				if err != nil {
 					return err
 				}
+				if err := d.reserveKey(len(key)); err != nil {
+					return err
+				}
 				d.kbuf = append(d.kbuf, key...)
 				if n := len(d.kbuf) - off; n > MaxKeyBytes {
 					return fieldErrorf("%s has a key of %d bytes; at most %d are stored", name, n, MaxKeyBytes)
@@ -1129,6 +1139,22 @@ func (d *Decoder) composite(open byte, depth, objs int, name string, data bool) 
 			return &syntaxError{off: d.pos, msg: fmt.Sprintf("%s; expected ',' or '%c'", unexpectedByte(c), close)}
 		}
 	}
+}
+
+// reserveKey asks Reserve for the memory of one more key of n bytes kept
+// for the duplicate check, when it makes a buffer grow: an object of many
+// short keys costs more than its text.
+func (d *Decoder) reserveKey(n int) error {
+	if d.opt.Reserve == nil {
+		return nil
+	}
+	if len(d.dkeys) == cap(d.dkeys) && !d.opt.Reserve(int64(2*cap(d.dkeys)+64)*int64(unsafe.Sizeof(span{}))) {
+		return ErrBusy
+	}
+	if len(d.kbuf)+n > cap(d.kbuf) && !d.opt.Reserve(int64(2*cap(d.kbuf)+n)) {
+		return ErrBusy
+	}
+	return nil
 }
 
 // duplicateKey returns a key that keys (spans of d.kbuf) hold twice, or nil.
@@ -1172,6 +1198,15 @@ func checkNumber(num []byte, name string) error {
 	}
 	if len(num) <= 15 && exp < 0 {
 		return nil // at most 15 digits: within a float64, and not near zero
+	}
+	if exp >= 0 {
+		// PostgreSQL's numeric keeps at most 16,383 digits after the point,
+		// even of a zero (0e-16384 overflows it); any float64 needs fewer
+		// than 400.
+		e, err := strconv.Atoi(string(num[exp+1:]))
+		if err != nil || e > MaxExponent || e < -MaxExponent {
+			return fieldErrorf("%s has the number %s, whose exponent is beyond ±%d", name, Quote(string(num)), MaxExponent)
+		}
 	}
 	f, err := strconv.ParseFloat(string(num), 64)
 	if err != nil {
@@ -1298,11 +1333,14 @@ func (d *Decoder) eventError(idx, line int, err error) error {
 func (d *Decoder) valueError(idx int, where string, col bool, err error) error {
 	var se *syntaxError
 	var fe *fieldError
+	if where != "" {
+		where += ": "
+	}
 	switch {
 	case errors.As(err, &se):
-		return &DecodeError{Index: idx, Syntax: !se.store, Message: where + ": " + se.describe(col)}
+		return &DecodeError{Index: idx, Syntax: !se.store, Message: where + se.describe(col)}
 	case errors.As(err, &fe):
-		return &DecodeError{Index: idx, TooLarge: fe.tooLarge, Message: where + ": " + fe.msg}
+		return &DecodeError{Index: idx, TooLarge: fe.tooLarge, Message: where + fe.msg}
 	default:
 		return err // not the input's fault: making an id failed
 	}
@@ -1391,4 +1429,47 @@ func daysIn(month, year int) int {
 		return 30
 	}
 	return 31
+}
+
+// JSONStringLen is the length of AppendJSONString's output for s.
+func JSONStringLen(s []byte) int {
+	n := len(s) + 2
+	for _, c := range s {
+		switch {
+		case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			n++
+		case c < 0x20:
+			n += 5
+		}
+	}
+	return n
+}
+
+// AppendJSONString appends s, valid UTF-8, as a JSON string: only '"', '\\'
+// and control characters are escaped (no HTML escaping).
+func AppendJSONString(dst, s []byte) []byte {
+	const hexDigits = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i, c := range s {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }

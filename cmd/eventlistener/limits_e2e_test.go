@@ -79,6 +79,8 @@ func TestInputContractLimits(t *testing.T) {
 		{"number past float64", one("num-1e309", `[1e309]`), nil, 400, nil},
 		{"number PostgreSQL cannot hold", one("num-huge", `{"n":1e1000000}`), nil, 400, nil},
 		{"number near zero", one("num-tiny", `{"n":1e-400}`), nil, 400, nil},
+		{"zero PostgreSQL cannot hold", one("zero-scale", `{"n":0e-16384}`), nil, 400, nil},
+		{"zero with the largest exponent", one("zero-400", `[0e-400,0e400]`), nil, 202, []string{"zero-400"}},
 		{"number of 101 digits", one("num-101", strings.Repeat("9", 101)), nil, 400, nil},
 		{"NUL in data", one("nul", `{"k":"a\u0000b"}`), nil, 400, nil},
 		{"NUL in a key", one("nul-key", `{"k\u0000":1}`), nil, 400, nil},

@@ -165,7 +165,7 @@ func replay(ctx context.Context, c *config, paths []string, only string, dryRun 
 		errs = append(errs, fmt.Errorf("%d events could not be sent; they stay in the fallback log", sum.failed))
 	}
 	if sum.bad > 0 {
-		errs = append(errs, fmt.Errorf("%d lines are not fallback records (see the log; the files are kept under %s)", sum.bad, fallback.ReplayedDir))
+		errs = append(errs, fmt.Errorf("%d lines are not fallback records, or hold events the input contract refuses, e.g. \\u0000 or a key twice in data, which an older version let through (see the log for each line and why; the files are kept under %s)", sum.bad, fallback.ReplayedDir))
 	}
 	if sum.truncated > 0 {
 		errs = append(errs, fmt.Errorf("%d last lines were cut short, so not sent (see the log; the files are kept under %s). "+

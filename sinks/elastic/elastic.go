@@ -116,9 +116,10 @@ func (s *Sink) Template() map[string]any {
 					"time":        map[string]any{"type": "date"},
 					"received_at": map[string]any{"type": "date"},
 					// The envelope decoder keeps data within these
-					// (api.maxObjectDepth, api.maxKeyBytes): strings longer
-					// than ignore_above are kept in _source, unindexed.
-					"data": map[string]any{"type": "flattened", "depth_limit": 20, "ignore_above": 4096},
+					// (event.MaxObjectDepth, event.MaxKeyBytes, which
+					// assumes ignore_above 4096): longer strings are kept
+					// in _source, unindexed.
+					"data": map[string]any{"type": "flattened", "depth_limit": event.MaxObjectDepth, "ignore_above": 4096},
 				},
 			},
 		},
@@ -149,7 +150,8 @@ func (s *Sink) Migrate(ctx context.Context) error {
 		s.log.Info("index template created", "template", s.TemplateName(), "version", TemplateVersion)
 	case res.StatusCode == http.StatusBadRequest && bytes.Contains(msg, []byte("already exists")):
 		if v := s.installedVersion(ctx); v != TemplateVersion {
-			s.log.Warn("the index template is not this version's; it is left alone: run `eventlistener migrate --force` to replace it",
+			s.log.Warn("the index template is not this version's; it is left alone: run `eventlistener migrate --force` to replace it, "+
+				"then roll the data stream over (POST /"+s.index+"/_rollover) so that the write index takes it; until then the older mapping may refuse events the API accepts",
 				"template", s.TemplateName(), "installed_version", v, "version", TemplateVersion)
 		} else {
 			s.log.Info("index template exists; left alone (`eventlistener migrate --force` replaces it)", "template", s.TemplateName())

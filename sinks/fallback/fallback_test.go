@@ -365,7 +365,7 @@ func TestReadRefusesWhatTheAPIRefuses(t *testing.T) {
 	rec := func(data string) string {
 		return `{"sink":"postgres","error":"e","batch":"b","failed_at":"2026-05-01T10:00:00Z","event":{"id":"a","type":"t","source":"s","time":"2026-05-01T10:00:00Z","received_at":"2026-05-01T10:00:01Z","data":` + data + `}}`
 	}
-	in := rec(`{"x":1}`) + "\n" + rec(`{"x":1,"x":2}`) + "\n" + rec(`"a\u0000"`) + "\n" + rec(`[1e999]`) + "\n" +
+	in := rec(`{"x":1}`) + "\n" + rec(`{"x":1,"x":2}`) + "\n" + rec(`"a\u0000"`) + "\n" + rec(`[1e309]`) + "\n" +
 		`{"sink":"postgres","event":{"type":"t"}}` + "\n"
 	recs, bad, err := Read(strings.NewReader(in))
 	if err != nil {
