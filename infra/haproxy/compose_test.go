@@ -37,6 +37,24 @@ func loadCompose(t *testing.T) *types.Project {
 	return p
 }
 
+// engineAddr reads the address the engine's environment variable name
+// gives, with the engine's service.
+func engineAddr(t *testing.T, p *types.Project, name string) (engine types.ServiceConfig, host, port string) {
+	t.Helper()
+	engine, err := p.GetService("eventlistener")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := engine.Environment[name]
+	if addr == nil {
+		t.Fatalf("the engine has no %s", name)
+	}
+	if host, port, err = net.SplitHostPort(*addr); err != nil {
+		t.Fatalf("%s %q: %v", name, *addr, err)
+	}
+	return engine, host, port
+}
+
 // statsSockets lists the addresses of the runtime API in haproxy.cfg.
 func statsSockets(t *testing.T) []string {
 	t.Helper()
@@ -66,18 +84,7 @@ func TestComposeRuntimeAPIIsReachableOnlyFromTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := p.GetService("eventlistener")
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtime := engine.Environment["EVENTLISTENER_HAPROXY_RUNTIME_ADDR"]
-	if runtime == nil {
-		t.Fatal("the engine has no EVENTLISTENER_HAPROXY_RUNTIME_ADDR")
-	}
-	host, port, err := net.SplitHostPort(*runtime)
-	if err != nil {
-		t.Fatalf("EVENTLISTENER_HAPROXY_RUNTIME_ADDR %q: %v", *runtime, err)
-	}
+	_, host, port := engineAddr(t, p, "EVENTLISTENER_HAPROXY_RUNTIME_ADDR")
 
 	// The network HAProxy has that address on.
 	var netName string
@@ -136,18 +143,7 @@ func TestComposeRuntimeAPIIsReachableOnlyFromTheEngine(t *testing.T) {
 // The engine's admin listener is published on the host's loopback only.
 func TestComposeAdminListenerIsLoopbackOnly(t *testing.T) {
 	p := loadCompose(t)
-	engine, err := p.GetService("eventlistener")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := engine.Environment["EVENTLISTENER_ADMIN_ADDR"]
-	if addr == nil {
-		t.Fatal("the engine has no EVENTLISTENER_ADMIN_ADDR")
-	}
-	_, port, err := net.SplitHostPort(*addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	engine, _, port := engineAddr(t, p, "EVENTLISTENER_ADMIN_ADDR")
 	found := false
 	for _, pc := range engine.Ports {
 		if pc.Target == mustAtoi(t, port) {
