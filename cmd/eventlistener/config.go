@@ -49,6 +49,7 @@ type config struct {
 	HTTPWriteTimeout time.Duration
 	HTTPIdleTimeout  time.Duration
 	HTTPMaxConns     int
+	AdminMaxConns    int
 	ShutdownTimeout  time.Duration
 	APIKeys          string
 
@@ -142,7 +143,8 @@ func defaultConfig() config {
 		// Far above what producers behind a proxy open, and within the
 		// open-file limit of a default container (Go raises it to the hard
 		// limit); every connection costs a goroutine and its buffers.
-		HTTPMaxConns: 4096,
+		HTTPMaxConns:  4096,
+		AdminMaxConns: 64,
 		// Below Kubernetes' 30s grace period (and with the HTTP drain
 		// counted in), so a stop is never a SIGKILL; what the stores do not
 		// take in time stays in the WAL for the next start.
@@ -235,6 +237,8 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "how long an idle keep-alive connection is kept open"},
 		&cli.IntFlag{Name: "http-max-conns", Value: c.HTTPMaxConns, Destination: &c.HTTPMaxConns, Sources: env("http-max-conns"),
 			Usage: "most open connections on the ingest listener; more wait to be accepted"},
+		&cli.IntFlag{Name: "admin-max-conns", Value: c.AdminMaxConns, Destination: &c.AdminMaxConns, Sources: env("admin-max-conns"),
+			Usage: "most open connections on the admin listener (more wait to be accepted): operators and Prometheus, not traffic, so a few dozen do, and the listener stays reachable while the ingest one is full"},
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
 			Usage: "how long a clean stop may take: HTTP drains, the buffer flushes, the stores get the rest of it; what they have not taken stays in the WAL for the next start"},
 		&cli.StringFlag{Name: "admin-addr", Value: c.AdminAddr, Destination: &c.AdminAddr, Sources: env("admin-addr"),
@@ -376,6 +380,7 @@ func (c *config) validateServe() error {
 	positive("http-read-timeout", c.HTTPReadTimeout > 0, c.HTTPReadTimeout)
 	positive("http-idle-timeout", c.HTTPIdleTimeout > 0, c.HTTPIdleTimeout)
 	positive("http-max-conns", c.HTTPMaxConns > 0, c.HTTPMaxConns)
+	positive("admin-max-conns", c.AdminMaxConns > 0, c.AdminMaxConns)
 	if c.HTTPWriteTimeout <= c.HTTPReadTimeout+c.AckTimeout {
 		errs = append(errs, fmt.Errorf("--http-write-timeout (%s) must exceed --http-read-timeout plus --ack-timeout (%s), or slow uploads and ?ack=stored get cut off",
 			c.HTTPWriteTimeout, c.HTTPReadTimeout+c.AckTimeout))

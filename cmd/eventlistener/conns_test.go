@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/net/netutil"
 )
 
 // --http-max-conns: a connection past the cap waits to be accepted until
@@ -18,7 +17,7 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	ln := countConns(netutil.LimitListener(raw, 1), reg, 1)
+	ln := countConns(raw, reg, 1, "http", "--http-max-conns")
 	defer ln.Close()
 	accepted := make(chan net.Conn, 2)
 	go func() {

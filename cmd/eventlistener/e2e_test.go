@@ -411,6 +411,7 @@ func TestAdminRoutesAreOnTheAdminListener(t *testing.T) {
 	if code := get(p.admin + "/metrics"); code != http.StatusOK {
 		t.Errorf("admin listener: GET /metrics = %d", code)
 	}
+	waitMetric(t, p, "eventlistener_admin_connections_max 64")
 	if code := get(p.admin + "/v1/node"); code != http.StatusOK {
 		t.Errorf("admin listener: GET /v1/node = %d", code)
 	}

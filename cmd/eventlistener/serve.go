@@ -124,7 +124,7 @@ func serve(ctx context.Context, c *config) error {
 		_ = engine.Close(context.Background())
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	ln = countConns(netutil.LimitListener(ln, c.HTTPMaxConns), reg, c.HTTPMaxConns)
+	ln = countConns(ln, reg, c.HTTPMaxConns, "http", "--http-max-conns")
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: min(10*time.Second, c.HTTPReadTimeout),
 		ReadTimeout: c.HTTPReadTimeout, WriteTimeout: c.HTTPWriteTimeout, IdleTimeout: c.HTTPIdleTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -137,8 +137,7 @@ func serve(ctx context.Context, c *config) error {
 			_ = engine.Close(context.Background())
 			return fmt.Errorf("--admin-addr: %w", err)
 		}
-		// Operators and Prometheus, not traffic: a few connections do.
-		aln = netutil.LimitListener(aln, adminMaxConns)
+		aln = countConns(aln, reg, c.AdminMaxConns, "admin", "--admin-max-conns")
 		// A CPU profile takes 30 s by default: the write timeout allows it.
 		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: c.HTTPIdleTimeout,
@@ -194,9 +193,6 @@ func serve(ctx context.Context, c *config) error {
 	return failed
 }
 
-// adminMaxConns bounds the admin listener's connections.
-const adminMaxConns = 64
-
 // httpDrainTimeout bounds how long requests under way may take to finish at
 // shutdown; they are refused with 503 by then anyway.
 const httpDrainTimeout = 5 * time.Second
@@ -224,16 +220,17 @@ func setMemoryLimit(c *config, log *slog.Logger) {
 	}
 }
 
-// countConns reports the listener's open connections, and its cap, as
-// metrics.
-func countConns(ln net.Listener, reg prometheus.Registerer, limit int) net.Listener {
-	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_http_connections",
-		Help: "Connections open on the ingest listener."})
-	max := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_http_connections_max",
-		Help: "Most connections the ingest listener keeps open (--http-max-conns); more wait to be accepted."})
+// countConns caps the listener at limit open connections (more wait to be
+// accepted) and reports them, and the cap, as the metrics
+// eventlistener_<name>_connections and _max. flag names the cap's flag.
+func countConns(ln net.Listener, reg prometheus.Registerer, limit int, name, flag string) net.Listener {
+	open := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_" + name + "_connections",
+		Help: "Connections open on the " + name + " listener."})
+	max := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_" + name + "_connections_max",
+		Help: "Most connections the " + name + " listener keeps open (" + flag + "); more wait to be accepted."})
 	max.Set(float64(limit))
 	reg.MustRegister(open, max)
-	return &countingListener{Listener: ln, open: open}
+	return &countingListener{Listener: netutil.LimitListener(ln, limit), open: open}
 }
 
 type countingListener struct {
