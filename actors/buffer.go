@@ -119,6 +119,7 @@ func (b *buffer) add(c actor.Context, events []event.Event) {
 		b.arm(c, b.policy.Idle)
 		b.behavior.Become(b.filling)
 	}
+	b.metrics.bufferEvents.Set(float64(len(b.events)))
 }
 
 // arm starts the one timer of the current batch.
@@ -145,6 +146,7 @@ func (b *buffer) flush(c actor.Context, r Reason) {
 	b.first = b.next
 	b.events = nil
 	b.policy.Reset()
+	b.metrics.bufferEvents.Set(0)
 	b.metrics.flushed(r, len(batch.Events))
 	b.log.Debug("batch flushed", "batch", batch.ID, "events", len(batch.Events), "reason", string(r))
 	for _, p := range b.sinks {

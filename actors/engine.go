@@ -113,6 +113,10 @@ type Config struct {
 	Logger       *slog.Logger
 	// Registerer takes the engine's metrics; nil: not registered.
 	Registerer prometheus.Registerer
+	// OnIngest, when set, sees every request's events once the WAL took
+	// them (the console's live tail). It runs on the ingest path: it must
+	// not block, and must copy what it keeps.
+	OnIngest func([]event.Event)
 }
 
 // DefaultConfig holds the defaults.
@@ -525,13 +529,22 @@ func (e *Engine) ingest(events []event.Event, sibling, wait bool) (uint64, error
 	}
 	if !wait {
 		go e.watchUnsynced(ch, len(events))
+		e.tap(events)
 		return 0, nil
 	}
 	r := <-ch
 	if r.Err != nil {
 		return 0, e.walError(r.Err, n)
 	}
+	e.tap(events)
 	return r.First, nil
+}
+
+// tap shows taken events to Config.OnIngest.
+func (e *Engine) tap(events []event.Event) {
+	if e.cfg.OnIngest != nil {
+		e.cfg.OnIngest(events)
+	}
 }
 
 // watchUnsynced counts acknowledged events (AckMemory) the WAL then failed
@@ -795,6 +808,31 @@ type SinkStatus struct {
 	LastError            string  `json:"last_error,omitempty"`
 	ErrorAt              string  `json:"last_error_at,omitempty"`
 	Error                string  `json:"error,omitempty"`
+}
+
+// HideDetails blanks what may name hosts, users or paths: the stores',
+// Redis's and HAProxy's errors and the WAL's folder, for callers without
+// the admin token.
+func (n *NodeStatus) HideDetails() {
+	const hidden = "hidden"
+	blank := func(s *string) {
+		if *s != "" {
+			*s = hidden
+		}
+	}
+	for i := range n.Sinks {
+		blank(&n.Sinks[i].Error)
+		blank(&n.Sinks[i].LastError)
+	}
+	blank(&n.WAL.Dir)
+	blank(&n.WAL.Error)
+	blank(&n.NotReady)
+	if n.Redis != nil {
+		blank(&n.Redis.LastError)
+	}
+	if n.Proxy != nil {
+		blank(&n.Proxy.Error)
+	}
 }
 
 // pendingAge is how long the oldest event a sink has not finished has been

@@ -8,6 +8,7 @@ type Metrics struct {
 	rejected         *prometheus.CounterVec
 	rejectedRequests *prometheus.CounterVec
 	flushes          *prometheus.CounterVec
+	bufferEvents     prometheus.Gauge
 	batchEvents      prometheus.Histogram
 	inFlight         *prometheus.GaugeVec
 	sinkEvents       *prometheus.CounterVec
@@ -43,6 +44,10 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 			Name: "eventlistener_batches_flushed_total",
 			Help: "Batches the buffer flushed, by trigger.",
 		}, []string{"reason"}),
+		bufferEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventlistener_buffer_events",
+			Help: "Events in the batch the buffer is filling (0: the buffer is idle; bound: --batch-max-events).",
+		}),
 		batchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "eventlistener_batch_events",
 			Help:    "Events per flushed batch.",
@@ -134,7 +139,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		}
 		return float64(len(e.notifier.queue))
 	})
-	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.batchEvents, m.inFlight,
+	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.bufferEvents, m.batchEvents, m.inFlight,
 		m.sinkEvents, m.sinkFromWAL, m.spilled, m.breaker, m.writeSeconds, m.retries, m.lost, m.master,
 		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, walBytes, walMax, walQueue, notifyQueued)
 	lag := prometheus.NewDesc("eventlistener_sink_lag_events", "Events in the WAL a sink has not finished yet.", []string{"sink"}, nil)

@@ -110,6 +110,12 @@ func New(engine Engine, opt Options) *Server {
 		Name:    "eventlistener_http_request_seconds",
 		Help:    "HTTP request duration by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
+		// Native buckets too, within 10% of each other: the console's
+		// ack latency quantiles come from them (scrapers that do not ask
+		// for native histograms see only the classic buckets).
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  200,
+		NativeHistogramMinResetDuration: time.Hour,
 	}, []string{"route"})
 	opt.Registerer.MustRegister(s.requests, s.duration)
 	if opt.DecodeBudget > 0 {
@@ -376,6 +382,10 @@ func (s *Server) proxyAction(c echo.Context) error {
 	return c.JSON(http.StatusBadGateway, errorBody{Error: "HAProxy: " + err.Error()})
 }
 
+// IsAdmin says whether the request carries the admin token (the console
+// asks it too).
+func (s *Server) IsAdmin(r *http.Request) bool { return s.isAdmin(r) }
+
 // isAdmin says whether the request carries the admin token.
 func (s *Server) isAdmin(r *http.Request) bool {
 	if s.opt.AdminToken == "" {
@@ -402,34 +412,10 @@ func (s *Server) node(c echo.Context) error {
 	host, _ := os.Hostname()
 	body := nodeBody{Hostname: host, NodeStatus: s.engine.Node(ctx)}
 	if !s.isAdmin(c.Request()) {
-		hideDetails(&body.NodeStatus)
+		body.NodeStatus.HideDetails()
 		body.Hidden = "errors and paths are shown with the admin token (Authorization: Bearer TOKEN)"
 	}
 	return c.JSON(http.StatusOK, body)
-}
-
-// hideDetails blanks what may name hosts, users or paths: the stores',
-// Redis's and HAProxy's errors and the WAL's folder.
-func hideDetails(n *actors.NodeStatus) {
-	const hidden = "hidden"
-	blank := func(s *string) {
-		if *s != "" {
-			*s = hidden
-		}
-	}
-	for i := range n.Sinks {
-		blank(&n.Sinks[i].Error)
-		blank(&n.Sinks[i].LastError)
-	}
-	blank(&n.WAL.Dir)
-	blank(&n.WAL.Error)
-	blank(&n.NotReady)
-	if n.Redis != nil {
-		blank(&n.Redis.LastError)
-	}
-	if n.Proxy != nil {
-		blank(&n.Proxy.Error)
-	}
 }
 
 // observe counts requests by route and status.

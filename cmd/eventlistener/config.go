@@ -31,27 +31,30 @@ type config struct {
 	FallbackDir        string
 	SkipMigrate        bool
 
-	BatchMaxEvents   int
-	BatchMaxBytes    string
-	BatchIdle        time.Duration
-	BatchMaxAge      time.Duration
-	MaxInFlight      int
-	SinkWindow       int
-	WriteTimeout     time.Duration
-	MaxPendingBytes  string
-	RetryMaxElapsed  time.Duration // replay's
-	MaxBodyBytes     string
-	MaxRequestEvents int
-	MaxEventBytes    string
-	DecodeBudget     string
-	MemoryLimit      string
-	HTTPReadTimeout  time.Duration
-	HTTPWriteTimeout time.Duration
-	HTTPIdleTimeout  time.Duration
-	HTTPMaxConns     int
-	AdminMaxConns    int
-	ShutdownTimeout  time.Duration
-	APIKeys          string
+	BatchMaxEvents    int
+	BatchMaxBytes     string
+	BatchIdle         time.Duration
+	BatchMaxAge       time.Duration
+	MaxInFlight       int
+	SinkWindow        int
+	WriteTimeout      time.Duration
+	MaxPendingBytes   string
+	RetryMaxElapsed   time.Duration // replay's
+	MaxBodyBytes      string
+	MaxRequestEvents  int
+	MaxEventBytes     string
+	DecodeBudget      string
+	MemoryLimit       string
+	HTTPReadTimeout   time.Duration
+	HTTPWriteTimeout  time.Duration
+	HTTPIdleTimeout   time.Duration
+	HTTPMaxConns      int
+	AdminMaxConns     int
+	ConsoleHistory    time.Duration
+	ConsoleMaxStreams int
+	ConsoleTailRate   float64
+	ShutdownTimeout   time.Duration
+	APIKeys           string
 
 	WALDir      string
 	WALMaxBytes string
@@ -145,6 +148,14 @@ func defaultConfig() config {
 		// limit); every connection costs a goroutine and its buffers.
 		HTTPMaxConns:  4096,
 		AdminMaxConns: 64,
+		// 15 one-second samples a minute, about 400 bytes each: 360 KiB.
+		ConsoleHistory: 15 * time.Minute,
+		// An open console tab holds two streams (stats and tail): 16
+		// leave most of --admin-max-conns to Prometheus and curl.
+		ConsoleMaxStreams: 16,
+		// Enough to read as they scroll by; a stream costs no more at a
+		// million events a second.
+		ConsoleTailRate: 20,
 		// Below Kubernetes' 30s grace period (and with the HTTP drain
 		// counted in), so a stop is never a SIGKILL; what the stores do not
 		// take in time stays in the WAL for the next start.
@@ -242,7 +253,13 @@ func serveFlags(c *config) []cli.Flag {
 		&cli.DurationFlag{Name: "shutdown-timeout", Value: c.ShutdownTimeout, Destination: &c.ShutdownTimeout, Sources: env("shutdown-timeout"),
 			Usage: "how long a clean stop may take: HTTP drains, the buffer flushes, the stores get the rest of it; what they have not taken stays in the WAL for the next start"},
 		&cli.StringFlag{Name: "admin-addr", Value: c.AdminAddr, Destination: &c.AdminAddr, Sources: env("admin-addr"),
-			Usage: "address of the admin listener: /metrics, /v1/node, /v1/proxy/..., /debug/pprof/ and the health routes (the ingest listener serves only POST /v1/events and health). Loopback by default; use e.g. :8081 for Prometheus in another container, on a network producers cannot reach. empty: off"},
+			Usage: "address of the admin listener: the operator console (/), /metrics, /v1/node, /v1/stats, /v1/proxy/..., /debug/pprof/ and the health routes (the ingest listener serves only POST /v1/events and health). Loopback by default; use e.g. :8081 for Prometheus in another container, on a network producers cannot reach. empty: off"},
+		&cli.DurationFlag{Name: "console-history", Value: c.ConsoleHistory, Destination: &c.ConsoleHistory, Sources: env("console-history"), Category: "Console",
+			Usage: "how much of the one-second history the console keeps, so a page opened now shows it at once (about 24 KiB a minute)"},
+		&cli.IntFlag{Name: "console-max-streams", Value: c.ConsoleMaxStreams, Destination: &c.ConsoleMaxStreams, Sources: env("console-max-streams"), Category: "Console",
+			Usage: "most console streams open at once (a console tab holds two: stats and live tail); more get 503. Keep it well below --admin-max-conns, so Prometheus still gets in"},
+		&cli.FloatFlag{Name: "console-tail-rate", Value: c.ConsoleTailRate, Destination: &c.ConsoleTailRate, Sources: env("console-tail-rate"), Category: "Console",
+			Usage: "most events a second each live tail shows; above it the tail samples and says so"},
 		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
 			Usage: "ingest keys as comma-separated name:key pairs, sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'; empty: ingest is open"},
 		&cli.StringFlag{Name: "redis-url", Destination: &c.RedisURL, Sources: env("redis-url", "REDIS_URL"), Category: "Redis",
@@ -381,6 +398,14 @@ func (c *config) validateServe() error {
 	positive("http-idle-timeout", c.HTTPIdleTimeout > 0, c.HTTPIdleTimeout)
 	positive("http-max-conns", c.HTTPMaxConns > 0, c.HTTPMaxConns)
 	positive("admin-max-conns", c.AdminMaxConns > 0, c.AdminMaxConns)
+	positive("console-max-streams", c.ConsoleMaxStreams > 0, c.ConsoleMaxStreams)
+	positive("console-tail-rate", c.ConsoleTailRate > 0, c.ConsoleTailRate)
+	if c.ConsoleHistory < time.Minute || c.ConsoleHistory > 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--console-history must be between 1m and 24h, got %s", c.ConsoleHistory))
+	}
+	if c.ConsoleMaxStreams >= c.AdminMaxConns {
+		errs = append(errs, fmt.Errorf("--console-max-streams (%d) must be below --admin-max-conns (%d), or open consoles can lock Prometheus out", c.ConsoleMaxStreams, c.AdminMaxConns))
+	}
 	if c.HTTPWriteTimeout <= c.HTTPReadTimeout+c.AckTimeout {
 		errs = append(errs, fmt.Errorf("--http-write-timeout (%s) must exceed --http-read-timeout plus --ack-timeout (%s), or slow uploads and ?ack=stored get cut off",
 			c.HTTPWriteTimeout, c.HTTPReadTimeout+c.AckTimeout))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,20 +182,9 @@ func replay(ctx context.Context, c *config, paths []string, only string, dryRun 
 // countLines counts the records in files, for the progress bar's total.
 func countLines(files []string) int64 {
 	var n int64
-	buf := make([]byte, 64<<10)
 	for _, p := range files {
-		f, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		for {
-			k, err := f.Read(buf)
-			n += int64(bytes.Count(buf[:k], []byte{'\n'}))
-			if err != nil {
-				break
-			}
-		}
-		f.Close()
+		c, _ := fallback.CountLines(p)
+		n += c
 	}
 	return n
 }

@@ -26,6 +26,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/api"
+	"eventlistener/console"
 	"eventlistener/infra/haproxy"
 	infraredis "eventlistener/infra/redis"
 	"eventlistener/sinks"
@@ -96,6 +97,7 @@ func serve(ctx context.Context, c *config) error {
 		proxyCfg = &actors.ProxyConfig{Client: &haproxy.Client{StatsURL: c.HAProxyStatsURL, RuntimeAddr: c.HAProxyRuntimeAddr},
 			Interval: c.HAProxyPollInterval, Source: source}
 	}
+	tail := console.NewTail(c.ConsoleTailRate)
 	engine, err := actors.Start(actors.Config{
 		MaxEvents: c.BatchMaxEvents, MaxBytes: int(c.batchMaxBytes), Idle: c.BatchIdle, MaxAge: c.BatchMaxAge,
 		MaxInFlight: c.MaxInFlight, Window: c.SinkWindow, Migrate: !c.SkipMigrate,
@@ -110,6 +112,7 @@ func serve(ctx context.Context, c *config) error {
 		Proxy: proxyCfg,
 		VIP:   c.vip, DutyInterval: c.HAProxyPollInterval,
 		Logger: log, Registerer: reg,
+		OnIngest: tail.Offer,
 	})
 	if err != nil {
 		closeAll(stores)
@@ -119,6 +122,16 @@ func serve(ctx context.Context, c *config) error {
 		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, MaxEventBytes: int(c.maxEventBytes), DecodeBudget: c.decodeBudget, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
 		Gatherer: reg, Registerer: reg, Logger: log,
 	})
+	byName := make(map[string]sinks.Sink, len(stores))
+	for _, s := range stores {
+		byName[s.Name()] = s
+	}
+	cons := console.New(console.Options{Engine: engine, Gatherer: reg, Registerer: reg, Sinks: byName, FallbackDir: c.FallbackDir,
+		Retry:     sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, AttemptTimeout: c.WriteTimeout, MaxElapsed: 30 * time.Second},
+		Authorize: srv.IsAdmin, TokenSet: c.AdminToken != "", Tail: tail,
+		History: c.ConsoleHistory, MaxStreams: c.ConsoleMaxStreams, Version: buildVersion(), Logger: log.With("component", "console")})
+	cons.Register(srv.AdminEcho())
+	go cons.Run()
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		_ = engine.Close(context.Background())
@@ -142,7 +155,7 @@ func serve(ctx context.Context, c *config) error {
 		admin = &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: c.HTTPIdleTimeout,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		log.Info("admin listener started", "addr", aln.Addr().String())
+		log.Info("admin listener started: the operator console is at http://"+consoleHost(aln.Addr())+"/", "addr", aln.Addr().String())
 		go func() {
 			if err := admin.Serve(aln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				served <- fmt.Errorf("admin listener: %w", err)
@@ -172,6 +185,8 @@ func serve(ctx context.Context, c *config) error {
 	// while requests under way finish. HTTP gets its own, short budget: a
 	// stalled client must not eat the time the stores need.
 	engine.StopAccepting()
+	// A replay under way finishes the batch it is writing; the streams end.
+	cons.Close()
 	deadline := time.Now().Add(c.ShutdownTimeout)
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), min(c.ShutdownTimeout/4, httpDrainTimeout))
 	if err := hs.Shutdown(httpCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -256,4 +271,16 @@ type countedConn struct {
 func (c *countedConn) Close() error {
 	c.once.Do(c.open.Dec)
 	return c.Conn.Close()
+}
+
+// consoleHost is where a browser on this host reaches addr.
+func consoleHost(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

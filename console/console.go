@@ -1,0 +1,218 @@
+package console
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"eventlistener/actors"
+	"eventlistener/event"
+	"eventlistener/sinks"
+	"eventlistener/sinks/fallback"
+)
+
+// Engine is what the console needs of the engine (*actors.Engine).
+type Engine interface {
+	Node(ctx context.Context) actors.NodeStatus
+	ProxySnapshot() (actors.ProxySnapshot, error)
+	// Ingest stores the events that record the console's actions.
+	Ingest(events []event.Event) error
+}
+
+// Options configure the console.
+type Options struct {
+	Engine Engine
+	// Gatherer is what /metrics serves: the console's numbers are the
+	// same. Registerer takes the console's own metrics.
+	Gatherer   prometheus.Gatherer
+	Registerer prometheus.Registerer
+	// Sinks by name, for replays; FallbackDir is their fallback log.
+	Sinks       map[string]sinks.Sink
+	FallbackDir string
+	// Retry bounds each replay write: a store that is down fails the
+	// replay rather than holding it.
+	Retry sinks.Retry
+	// Authorize says whether a request carries the admin token; TokenSet
+	// says whether one is configured (without, actions are off).
+	Authorize func(*http.Request) bool
+	TokenSet  bool
+	// Tail is the live tail the engine feeds (Tail.Offer as OnIngest).
+	Tail *Tail
+	// Interval between samples (1s) and how long they are kept (15m).
+	Interval time.Duration
+	History  time.Duration
+	// MaxStreams bounds the stats and tail streams open at once.
+	MaxStreams int
+	Version    string
+	Started    time.Time
+	Logger     *slog.Logger
+
+	hostname string
+}
+
+// Defaults of Options.
+const (
+	DefaultInterval   = time.Second
+	DefaultHistory    = 15 * time.Minute
+	DefaultMaxStreams = 16
+	DefaultTailRate   = 20
+)
+
+// Console samples the engine, keeps its history and serves the page.
+type Console struct {
+	opt     Options
+	log     *slog.Logger
+	hist    *history
+	backlog *fallback.Backlog
+	replays *replays
+
+	mu   sync.Mutex
+	last *snapshot
+	subs map[chan *snapshot]struct{}
+
+	streams  chan struct{} // a slot per open stream
+	streamsG prometheus.Gauge
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+// New makes a console; Run samples.
+func New(o Options) *Console {
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.History <= 0 {
+		o.History = DefaultHistory
+	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = DefaultMaxStreams
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	if o.Tail == nil {
+		o.Tail = NewTail(DefaultTailRate)
+	}
+	if o.Started.IsZero() {
+		o.Started = time.Now()
+	}
+	o.hostname, _ = os.Hostname()
+	if o.Retry == (sinks.Retry{}) {
+		o.Retry = sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, MaxElapsed: 30 * time.Second}
+	}
+	c := &Console{opt: o, log: o.Logger, hist: newHistory(int(o.History / o.Interval)),
+		backlog: &fallback.Backlog{Dir: o.FallbackDir}, subs: map[chan *snapshot]struct{}{},
+		streams: make(chan struct{}, o.MaxStreams), done: make(chan struct{})}
+	c.replays = &replays{dir: o.FallbackDir, sinks: o.Sinks, retry: o.Retry, ingest: o.Engine.Ingest, log: c.log}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.streamsG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_console_streams",
+		Help: "Console streams open (stats and live tail; bound: --console-max-streams)."})
+	max := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_console_streams_max",
+		Help: "Most console streams open at once (--console-max-streams); more get 503."})
+	max.Set(float64(o.MaxStreams))
+	o.Registerer.MustRegister(c.streamsG, max)
+	return c
+}
+
+// Run samples every Interval until Close.
+func (c *Console) Run() {
+	defer close(c.done)
+	prev := read(c.opt.Gatherer, time.Now())
+	t := time.NewTicker(c.opt.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case now := <-t.C:
+			prev = c.tick(prev, now)
+		}
+	}
+}
+
+// tick takes one sample and sends it to every stream.
+func (c *Console) tick(prev counters, now time.Time) counters {
+	node := nodeNow(c.opt.Engine)
+	cur := read(c.opt.Gatherer, now)
+	s := sample(prev, cur, node)
+	c.hist.add(s)
+	backlog, err := c.backlog.Count()
+	if err != nil {
+		c.log.Warn("cannot count the fallback backlog", "dir", c.opt.FallbackDir, "error", err)
+	}
+	st := buildState(&c.opt, cur, node, backlog, now)
+	st.Replay = c.replays.status()
+	snap := &snapshot{sample: s, full: st, public: hide(st)}
+	c.mu.Lock()
+	c.last = snap
+	for ch := range c.subs {
+		select {
+		case ch <- snap:
+		default: // a slow stream misses this one; it gets the next
+		}
+	}
+	c.mu.Unlock()
+	return cur
+}
+
+// Close stops sampling, ends the streams and waits for a replay under way
+// to finish the file it is on.
+func (c *Console) Close() {
+	c.cancel()
+	<-c.done
+	c.replays.wg.Wait()
+}
+
+func (c *Console) subscribe() (chan *snapshot, *snapshot) {
+	ch := make(chan *snapshot, 2)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.subs[ch] = struct{}{}
+	return ch, c.last
+}
+
+func (c *Console) unsubscribe(ch chan *snapshot) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.subs, ch)
+}
+
+// current is the last snapshot, or one taken now before the first tick.
+func (c *Console) current() *snapshot {
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	if last != nil {
+		return last
+	}
+	now := time.Now()
+	cur := read(c.opt.Gatherer, now)
+	node := nodeNow(c.opt.Engine)
+	backlog, _ := c.backlog.Count()
+	st := buildState(&c.opt, cur, node, backlog, now)
+	st.Replay = c.replays.status()
+	return &snapshot{sample: sample(cur, cur, node), full: st, public: hide(st)}
+}
+
+// errStreams says every stream slot is taken.
+var errStreams = errors.New("too many console streams are open")
+
+func (c *Console) openStream() (func(), error) {
+	select {
+	case c.streams <- struct{}{}:
+		c.streamsG.Inc()
+		return func() { <-c.streams; c.streamsG.Dec() }, nil
+	default:
+		return nil, errStreams
+	}
+}
