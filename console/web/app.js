@@ -49,8 +49,33 @@ function el(tag, attrs, ...kids) {
   for (const k of kids) if (k != null) e.append(k);
   return e;
 }
+// pairs fills a <dl> with rows of [term, value, class], in place when it
+// has them already: the page updates every second, and replacing nodes
+// under the pointer would eat a click.
 function pairs(dl, rows) {
-  dl.replaceChildren(...rows.flatMap(([k, v, cls]) => [el("dt", { text: k }), el("dd", { text: v, class: cls })]));
+  if (dl.children.length !== rows.length * 2) {
+    dl.replaceChildren(...rows.flatMap(([k]) => [el("dt", { text: k }), el("dd")]));
+  }
+  rows.forEach(([k, v, cls], i) => {
+    const dt = dl.children[2 * i], dd = dl.children[2 * i + 1];
+    if (dt.textContent !== k) dt.textContent = k;
+    if (dd.textContent !== v) dd.textContent = v;
+    dd.className = cls || "";
+  });
+}
+
+// keyed keeps one element per key in box, made by make(key) once, in the
+// order of keys; update(element) runs on every render.
+function keyed(box, keys, make, update) {
+  const have = new Map([...box.children].map((c) => [c.dataset.key, c]));
+  keys.forEach((k, i) => {
+    let node = have.get(k);
+    if (!node) { node = make(k); node.dataset.key = k; }
+    have.delete(k);
+    if (box.children[i] !== node) box.insertBefore(node, box.children[i] || null);
+    update(node, k);
+  });
+  for (const gone of have.values()) gone.remove();
 }
 
 // ---- the admin token ------------------------------------------------------
@@ -305,12 +330,20 @@ function render() {
 function breakerClass(b) { return b === "closed" ? "good" : b === "open" ? "bad" : "warn"; }
 
 function renderSinks(st, s) {
-  const box = $("sink-cards");
   const replay = st.replay;
-  box.replaceChildren(...st.sinks.map((k) => {
-    const ks = (s.sinks || {})[k.name] || {};
-    const dl = el("dl", { class: "pairs" });
-    pairs(dl, [
+  const running = replay && replay.state === "running";
+  const byName = new Map(st.sinks.map((k) => [k.name, k]));
+  keyed($("sink-cards"), st.sinks.map((k) => k.name), (name) => {
+    const card = el("article", { class: "card", id: "sink-" + name }, el("h3", { text: name }), el("dl", { class: "pairs" }),
+      el("div", { class: "row" }, el("button", { type: "button", id: "replay-" + name, "aria-label": `Replay ${name}'s fallback backlog`,
+        onclick: () => startReplay(name) }, "Replay backlog")),
+      el("div", { class: "replay" }));
+    return card;
+  }, (card, name) => {
+    const k = byName.get(name), ks = (s.sinks || {})[name] || {};
+    card.dataset.backlogEvents = k.backlog.events;
+    card.dataset.breaker = k.breaker;
+    pairs(card.querySelector("dl"), [
       ["breaker", k.breaker, breakerClass(k.breaker)],
       ["store", k.reachable ? "reachable" : "unreachable" + (k.error ? ": " + k.error : ""), k.reachable ? "good" : "bad"],
       ["stored/s", num(ks.stored)],
@@ -320,22 +353,19 @@ function renderSinks(st, s) {
       ["last error", k.last_error ? `${k.last_error} (${ago(k.last_error_at)})` : "none"],
       ["fallback backlog", `${num(k.backlog.files)} files, ${num(k.backlog.events)} events, ${bytes(k.backlog.bytes)}`],
     ]);
-    dl.querySelector("dd:nth-of-type(1)").dataset.field = "breaker";
-    dl.querySelector("dd:nth-of-type(8)").dataset.field = "backlog";
-    const card = el("article", { class: "card", id: "sink-" + k.name, "data-backlog-events": k.backlog.events, "data-breaker": k.breaker },
-      el("h3", { text: k.name }), dl);
-    const running = replay && replay.state === "running";
-    const btn = el("button", { type: "button", id: "replay-" + k.name, "aria-label": `Replay ${k.name}'s fallback backlog`,
-      disabled: running || null, onclick: () => startReplay(k.name) }, "Replay backlog");
-    card.append(el("div", { class: "row" }, btn));
-    if (replay && replay.sink === k.name) {
-      const bar = el("progress", { max: Math.max(1, replay.records), value: replay.done, "aria-label": `Replay of ${k.name}` });
-      const line = replay.state === "running" ? `replaying: ${num(replay.done)} of ${num(replay.records)} records`
-        : `${replay.state === "done" ? "replay done" : "replay failed"}: ${replay.result}${replay.error ? " – " + replay.error : ""}`;
-      card.append(bar, el("p", { class: "replay-result " + (replay.state === "failed" ? "bad" : ""), role: "status", text: line }));
+    card.querySelector("button").disabled = !!running;
+    const box = card.querySelector(".replay");
+    if (!replay || replay.sink !== name) { box.replaceChildren(); return; }
+    if (!box.firstChild) {
+      box.append(el("progress", { "aria-label": `Replay of ${name}` }), el("p", { class: "replay-result", role: "status" }));
     }
-    return card;
-  }));
+    const bar = box.querySelector("progress"), line = box.querySelector("p");
+    bar.max = Math.max(1, replay.records);
+    bar.value = replay.done;
+    line.textContent = replay.state === "running" ? `replaying: ${num(replay.done)} of ${num(replay.records)} records`
+      : `${replay.state === "done" ? "replay done" : "replay failed"}: ${replay.result}${replay.error ? " – " + replay.error : ""}`;
+    line.className = "replay-result" + (replay.state === "failed" ? " bad" : "");
+  });
 }
 
 async function startReplay(name) {
@@ -347,7 +377,8 @@ async function startReplay(name) {
 function renderRedis(st, s) {
   const r = st.redis;
   if (!r) return;
-  const dl = el("dl", { class: "pairs" });
+  let dl = $("redis").querySelector("dl");
+  if (!dl) { dl = el("dl", { class: "pairs" }); $("redis").replaceChildren(dl); }
   pairs(dl, [
     ["running here", r.running ? "yes" : "no (another node is master)", r.running ? "good" : ""],
     ["mode", r.mode],
@@ -360,28 +391,36 @@ function renderRedis(st, s) {
     ["bad messages", `${num(r.bad_messages)} (${num(s.redis_bad)}/s)`, r.bad_messages > 0 ? "warn" : ""],
     ["last error", r.last_error || "none"],
   ]);
-  $("redis").replaceChildren(dl);
 }
 
 function renderProxy(st) {
   const p = st.proxy;
   if (!p) return;
-  const head = el("p", { class: p.reachable ? "muted" : "bad", text: p.reachable ? `polled ${ago(p.polled_at)}` : `unreachable: ${p.error || ""}` });
-  const rows = (p.servers || []).map((v) => {
-    const label = `${v.backend}/${v.server}`;
+  const box = $("proxy");
+  if (!box.querySelector("table")) {
+    box.replaceChildren(el("p", { class: "polled" }), el("div", { class: "scroll" }, el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ...["backend", "server", "status", "check", "weight", "last change", "actions"].map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody"))));
+  }
+  const head = box.querySelector(".polled");
+  head.className = "polled " + (p.reachable ? "muted" : "bad");
+  head.textContent = p.reachable ? `polled ${ago(p.polled_at)}` : `unreachable: ${p.error || ""}`;
+  const servers = new Map((p.servers || []).map((v) => [`${v.backend}/${v.server}`, v]));
+  keyed(box.querySelector("tbody"), [...servers.keys()], (label) => {
+    const v = servers.get(label);
     const act = (a, text) => el("button", { type: "button", class: a === "enable" ? "" : "danger", "data-action": a,
       "aria-label": `${text} ${label}`, onclick: () => proxyAction(v.backend, v.server, a) }, text);
-    return el("tr", { "data-server": label },
-      el("td", { text: v.backend }), el("td", { text: v.server }),
-      el("td", { text: v.status_raw || v.status, class: v.status === "UP" ? "good" : v.status === "DOWN" ? "bad" : "warn", "data-field": "status" }),
-      el("td", { text: v.check_status || "–" }), el("td", { text: String(v.weight) }),
-      el("td", { text: v.last_change_seconds >= 0 ? dur(v.last_change_seconds) + " ago" : "–" }),
+    return el("tr", { "data-server": label }, el("td", { text: v.backend }), el("td", { text: v.server }),
+      el("td", { "data-field": "status" }), el("td"), el("td"), el("td"),
       el("td", {}, el("div", { class: "row" }, act("enable", "Enable"), act("disable", "Disable"), act("drain", "Drain"))));
+  }, (tr, label) => {
+    const v = servers.get(label), td = tr.children;
+    td[2].textContent = v.status_raw || v.status;
+    td[2].className = v.status === "UP" ? "good" : v.status === "DOWN" ? "bad" : "warn";
+    td[3].textContent = v.check_status || "–";
+    td[4].textContent = String(v.weight);
+    td[5].textContent = v.last_change_seconds >= 0 ? dur(v.last_change_seconds) + " ago" : "–";
   });
-  const table = el("table", { class: "grid" },
-    el("thead", {}, el("tr", {}, ...["backend", "server", "status", "check", "weight", "last change", "actions"].map((h) => el("th", { scope: "col", text: h })))),
-    el("tbody", {}, ...rows));
-  $("proxy").replaceChildren(head, el("div", { class: "scroll" }, table));
 }
 
 async function proxyAction(backend, server, action) {
