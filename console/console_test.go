@@ -175,7 +175,7 @@ func TestStatsStreamHidesDetailsWithoutTheToken(t *testing.T) {
 			t.Fatalf("stream: %d %s", res.StatusCode, ct)
 		}
 		var types []string
-		var last sampleBody
+		var last SampleBody
 		for ev, err := range sse.Read(res.Body, &sse.ReadConfig{MaxEventSize: 1 << 20}) {
 			if err != nil {
 				t.Fatal(err)

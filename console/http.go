@@ -59,14 +59,14 @@ type errorBody struct {
 	Error string `json:"error"`
 }
 
-// statsBody is GET /v1/stats, and the stream's first message.
-type statsBody struct {
+// StatsBody is GET /v1/stats, and the stream's first message (event "history").
+type StatsBody struct {
 	History []Sample `json:"history"`
 	State   State    `json:"state"`
 }
 
-// sampleBody is each later message of the stream.
-type sampleBody struct {
+// SampleBody is each later message of the stream (event "sample").
+type SampleBody struct {
 	Sample Sample `json:"sample"`
 	State  State  `json:"state"`
 }
@@ -77,7 +77,7 @@ func (c *Console) authorized(r *http.Request) bool {
 
 func (c *Console) stats(ec echo.Context) error {
 	snap := c.current()
-	return ec.JSON(http.StatusOK, statsBody{History: c.hist.all(), State: snap.state(c.authorized(ec.Request()))})
+	return ec.JSON(http.StatusOK, StatsBody{History: c.hist.all(), State: snap.state(c.authorized(ec.Request()))})
 }
 
 // stream is one open server-sent events response.
@@ -130,7 +130,7 @@ func (c *Console) statsStream(ec echo.Context) error {
 	}
 	defer release()
 	snap := c.current()
-	if err := s.send("history", encode(statsBody{History: c.hist.all(), State: snap.state(auth)})); err != nil {
+	if err := s.send("history", encode(StatsBody{History: c.hist.all(), State: snap.state(auth)})); err != nil {
 		return nil
 	}
 	ctx := ec.Request().Context()
@@ -141,7 +141,7 @@ func (c *Console) statsStream(ec echo.Context) error {
 		case <-c.ctx.Done():
 			return nil
 		case snap := <-ch:
-			if err := s.send("sample", encode(sampleBody{Sample: snap.sample, State: snap.state(auth)})); err != nil {
+			if err := s.send("sample", encode(SampleBody{Sample: snap.sample, State: snap.state(auth)})); err != nil {
 				return nil
 			}
 		}

@@ -52,7 +52,7 @@ flag's name in upper snake case (--http-addr is EVENTLISTENER_HTTP_ADDR);
 --database-url also reads DATABASE_URL, --elasticsearch-url ELASTICSEARCH_URL
 and --redis-url REDIS_URL. "eventlistener serve --help" lists every setting.
 With no store configured, events are written as NDJSON files under --data-dir.`,
-		Commands: []*cli.Command{serveCommand(), replayCommand(), migrateCommand(), versionCommand()},
+		Commands: []*cli.Command{serveCommand(), replayCommand(), migrateCommand(), topCommand(), versionCommand()},
 	}
 }
 
