@@ -74,7 +74,7 @@ func (p *page) enterToken(token string) {
 }
 
 // screenshot saves the whole page at a width and theme, for people.
-func (p *page) screenshot(width, height int64, theme string) {
+func (p *page) screenshot(name string, width, height int64, theme string) {
 	p.t.Helper()
 	err := chromedp.Do(p.b.Ctx, chromedp.EmulateViewport(width, height))
 	if err == nil {
@@ -92,7 +92,7 @@ func (p *page) screenshot(width, height int64, theme string) {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	path := filepath.Join(testenv.ScreenshotDir(p.t), fmt.Sprintf("console-%d-%s.png", width, theme))
+	path := filepath.Join(testenv.ScreenshotDir(p.t), fmt.Sprintf("console-%s-%d-%s.png", name, width, theme))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		p.t.Fatal(err)
 	}
@@ -155,6 +155,7 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// HAProxy's servers; without the token the buttons are refused.
 	p.until("HAProxy's web/s1 up", `document.querySelector('tr[data-server="web/s1"] [data-field=status]')?.textContent.startsWith("UP")`)
+	p.screenshot("readonly", 1280, 800, "light")
 	p.confirm(`button[aria-label="Disable web/s1"]`)
 	p.until("the token dialog", `document.getElementById("token-dialog").open`)
 	p.click("#token-cancel")
@@ -199,7 +200,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	pg.Stop()
 	post(50, "order.created", `{"n":2}`)
 	p.until("postgres's breaker open", `document.getElementById("sink-postgres").dataset.breaker === "open"`)
-	p.screenshot(1280, 800, "light")
+	p.screenshot("outage", 1280, 800, "light")
 	pg.Start()
 	p.until("postgres's breaker closed", `document.getElementById("sink-postgres").dataset.breaker === "closed"`)
 	shop := `SELECT count(*) FROM events WHERE source = 'shop'`
@@ -217,9 +218,9 @@ func TestConsoleInABrowser(t *testing.T) {
 	if unnamed := js[int](p, `[...document.querySelectorAll("button")].filter((b) => !(b.getAttribute("aria-label") || b.textContent).trim()).length`); unnamed != 0 {
 		t.Errorf("%d buttons have no accessible name", unnamed)
 	}
-	p.screenshot(1280, 800, "dark")
-	p.screenshot(390, 844, "light")
-	p.screenshot(390, 844, "dark")
+	p.screenshot("admin", 1280, 800, "dark")
+	p.screenshot("admin", 390, 844, "light")
+	p.screenshot("admin", 390, 844, "dark")
 
 	// No errors in the console, but the 401 this test asked for.
 	for _, e := range b.Errors() {
