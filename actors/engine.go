@@ -848,8 +848,18 @@ func (e *Engine) pendingAge(st *sinkState) float64 {
 	return time.Since(t).Round(time.Second).Seconds()
 }
 
-// Node reports the engine's state; it pings every sink, bounded by ctx.
-func (e *Engine) Node(ctx context.Context) NodeStatus {
+// Node reports the engine's state; it pings every sink (at most once a
+// second each, all at once), each ping bounded by ctx and pingTimeout.
+func (e *Engine) Node(ctx context.Context) NodeStatus { return e.node(ctx, true) }
+
+// Status is Node without asking the stores: each sink's reachability is
+// the last ping's (reachable before the first).
+func (e *Engine) Status() NodeStatus { return e.node(context.Background(), false) }
+
+// pingTimeout bounds one store's ping for Node.
+const pingTimeout = time.Second
+
+func (e *Engine) node(ctx context.Context, ping bool) NodeStatus {
 	ws := e.wal.Stats()
 	n := NodeStatus{Master: e.master.get(), Accepting: e.Accepting(), Ack: e.cfg.Ack,
 		WAL: WALStatus{Dir: e.cfg.WAL.Dir, Segments: ws.Segments, Bytes: ws.Bytes, MaxBytes: e.cfg.WAL.MaxBytes,
@@ -862,6 +872,8 @@ func (e *Engine) Node(ctx context.Context) NodeStatus {
 	} else {
 		n.Ready = true
 	}
+	n.Sinks = make([]SinkStatus, len(e.cfg.Sinks))
+	var pings sync.WaitGroup
 	for i, s := range e.cfg.Sinks {
 		st := e.states[i]
 		ss := SinkStatus{Name: s.Name(), Ready: st.ready.Load(), Reachable: true, Breaker: st.cb.State().String(),
@@ -872,11 +884,22 @@ func (e *Engine) Node(ctx context.Context) NodeStatus {
 			ss.LastError, ss.ErrorAt = st.lastErr, st.errAt.UTC().Format(time.RFC3339)
 		}
 		st.mu.Unlock()
-		if err := st.ping(ctx, s); err != nil {
-			ss.Reachable, ss.Error = false, err.Error()
+		n.Sinks[i] = ss
+		if !ping {
+			if err := st.lastPing(); err != nil {
+				n.Sinks[i].Reachable, n.Sinks[i].Error = false, err.Error()
+			}
+			continue
 		}
-		n.Sinks = append(n.Sinks, ss)
+		pings.Add(1)
+		go func() {
+			defer pings.Done()
+			if err := st.ping(ctx, s); err != nil {
+				n.Sinks[i].Reachable, n.Sinks[i].Error = false, err.Error()
+			}
+		}()
 	}
+	pings.Wait()
 	if e.redisSt != nil {
 		r := e.redisSt.snapshot()
 		n.Redis = &r

@@ -95,8 +95,22 @@ func (s *sinkState) ping(ctx context.Context, sink interface{ Ping(context.Conte
 	if !s.pingAt.IsZero() && time.Since(s.pingAt) < pingEvery {
 		return s.pingErr
 	}
-	s.pingErr = sink.Ping(ctx)
-	s.pingAt = time.Now()
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	err := sink.Ping(pctx)
+	if ctx.Err() != nil {
+		// The caller gave up, which says nothing about the store: not
+		// kept for the next caller. (A ping that took pingTimeout does.)
+		return err
+	}
+	s.pingErr, s.pingAt = err, time.Now()
+	return err
+}
+
+// lastPing is the last ping's answer, without pinging.
+func (s *sinkState) lastPing() error {
+	s.pingMu.Lock()
+	defer s.pingMu.Unlock()
 	return s.pingErr
 }
 

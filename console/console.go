@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +21,10 @@ import (
 
 // Engine is what the console needs of the engine (*actors.Engine).
 type Engine interface {
+	// Node pings the stores (at most once a second each); Status does
+	// not. The console pings only while a stream is open.
 	Node(ctx context.Context) actors.NodeStatus
+	Status() actors.NodeStatus
 	ProxySnapshot() (actors.ProxySnapshot, error)
 	// Ingest stores the events that record the console's actions.
 	Ingest(events []event.Event) error
@@ -42,6 +47,9 @@ type Options struct {
 	// says whether one is configured (without, actions are off).
 	Authorize func(*http.Request) bool
 	TokenSet  bool
+	// AllowedHosts are the host names, beside IP addresses and localhost,
+	// the console answers to ("*": any).
+	AllowedHosts []string
 	// Tail is the live tail the engine feeds (Tail.Offer as OnIngest).
 	Tail *Tail
 	// Interval between samples (1s) and how long they are kept (15m).
@@ -76,6 +84,10 @@ type Console struct {
 	last *snapshot
 	subs map[chan *snapshot]struct{}
 
+	backlogMu   sync.Mutex
+	backlogLast map[string]fallback.SinkBacklog
+	started     atomic.Bool
+
 	streams  chan struct{} // a slot per open stream
 	streamsG prometheus.Gauge
 	ctx      context.Context
@@ -107,13 +119,16 @@ func New(o Options) *Console {
 		o.Started = time.Now()
 	}
 	o.hostname, _ = os.Hostname()
+	for i, h := range o.AllowedHosts {
+		o.AllowedHosts[i] = strings.ToLower(h)
+	}
 	if o.Retry == (sinks.Retry{}) {
 		o.Retry = sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, MaxElapsed: 30 * time.Second}
 	}
 	c := &Console{opt: o, log: o.Logger, hist: newHistory(int(o.History / o.Interval)),
 		backlog: &fallback.Backlog{Dir: o.FallbackDir}, subs: map[chan *snapshot]struct{}{},
 		streams: make(chan struct{}, o.MaxStreams), done: make(chan struct{})}
-	c.replays = &replays{dir: o.FallbackDir, sinks: o.Sinks, retry: o.Retry, ingest: o.Engine.Ingest, log: c.log}
+	c.replays = &replays{dir: o.FallbackDir, backlog: c.backlog, sinks: o.Sinks, retry: o.Retry, ingest: o.Engine.Ingest, log: c.log}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.streamsG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_console_streams",
 		Help: "Console streams open (stats and live tail; bound: --console-max-streams)."})
@@ -124,9 +139,33 @@ func New(o Options) *Console {
 	return c
 }
 
+// backlogEvery is how often the fallback folder is counted; new files are
+// read, the others remembered.
+const backlogEvery = 2 * time.Second
+
 // Run samples every Interval until Close.
 func (c *Console) Run() {
+	if !c.started.CompareAndSwap(false, true) {
+		return
+	}
 	defer close(c.done)
+	// The backlog is counted apart: a large new file must not hold the
+	// samples back.
+	counted := make(chan struct{})
+	go func() {
+		defer close(counted)
+		t := time.NewTicker(backlogEvery)
+		defer t.Stop()
+		for {
+			c.countBacklog()
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	defer func() { <-counted }()
 	prev := read(c.opt.Gatherer, time.Now())
 	t := time.NewTicker(c.opt.Interval)
 	defer t.Stop()
@@ -140,17 +179,41 @@ func (c *Console) Run() {
 	}
 }
 
-// tick takes one sample and sends it to every stream.
-func (c *Console) tick(prev counters, now time.Time) counters {
-	node := nodeNow(c.opt.Engine)
-	cur := read(c.opt.Gatherer, now)
-	s := sample(prev, cur, node)
-	c.hist.add(s)
+func (c *Console) countBacklog() {
 	backlog, err := c.backlog.Count()
 	if err != nil {
 		c.log.Warn("cannot count the fallback backlog", "dir", c.opt.FallbackDir, "error", err)
 	}
-	st := buildState(&c.opt, cur, node, backlog, now)
+	c.backlogMu.Lock()
+	c.backlogLast = backlog
+	c.backlogMu.Unlock()
+}
+
+func (c *Console) lastBacklog() map[string]fallback.SinkBacklog {
+	c.backlogMu.Lock()
+	defer c.backlogMu.Unlock()
+	return c.backlogLast
+}
+
+// node is the engine's state; the stores are pinged only while someone
+// watches.
+func (c *Console) node() actors.NodeStatus {
+	c.mu.Lock()
+	watched := len(c.subs) > 0
+	c.mu.Unlock()
+	if !watched {
+		return c.opt.Engine.Status()
+	}
+	return nodeNow(c.opt.Engine)
+}
+
+// tick takes one sample and sends it to every stream.
+func (c *Console) tick(prev counters, now time.Time) counters {
+	node := c.node()
+	cur := read(c.opt.Gatherer, now)
+	s := sample(prev, cur, node)
+	c.hist.add(s)
+	st := buildState(&c.opt, cur, node, c.lastBacklog(), now)
 	st.Replay = c.replays.status()
 	snap := &snapshot{sample: s, full: st, public: hide(st)}
 	c.mu.Lock()
@@ -167,8 +230,12 @@ func (c *Console) tick(prev counters, now time.Time) counters {
 
 // Close stops sampling, ends the streams and waits for a replay under way
 // to finish the file it is on.
+// Close may be called more than once.
 func (c *Console) Close() {
 	c.cancel()
+	if c.started.CompareAndSwap(false, true) {
+		close(c.done) // Run never ran, and now never will
+	}
 	<-c.done
 	c.replays.wg.Wait()
 }
@@ -197,9 +264,8 @@ func (c *Console) current() *snapshot {
 	}
 	now := time.Now()
 	cur := read(c.opt.Gatherer, now)
-	node := nodeNow(c.opt.Engine)
-	backlog, _ := c.backlog.Count()
-	st := buildState(&c.opt, cur, node, backlog, now)
+	node := c.opt.Engine.Status()
+	st := buildState(&c.opt, cur, node, c.lastBacklog(), now)
 	st.Replay = c.replays.status()
 	return &snapshot{sample: sample(cur, cur, node), full: st, public: hide(st)}
 }

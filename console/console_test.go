@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,28 @@ func TestQuantilesComeFromTheNativeBuckets(t *testing.T) {
 	}
 	if s := sample(after, after, actors.NodeStatus{}); s.P50 != nil {
 		t.Fatalf("a second with no request has p50 %v, want none", *s.P50)
+	}
+}
+
+// A reset, or buckets the library widened, never shows the whole history
+// as one second's requests.
+func TestQuantilesSurviveResetsAndWiderBuckets(t *testing.T) {
+	// Schema 3 (8 buckets a doubling): 1,000 old observations near 1 ms.
+	prev := native{schema: 3, count: 1000, counts: map[int]uint64{-80: 1000}}
+	// Widened to schema 1: the old ones are in bucket ceil(-80/4) = -20;
+	// 10 new observations near 1 s (bucket 0 at schema 1 is (0.7, 1]).
+	cur := native{schema: 1, count: 1010, counts: map[int]uint64{-20: 1000, 0: 10}}
+	d := cur.since(prev)
+	if d.total() != 10 {
+		t.Fatalf("after widening, the second holds %d observations, want 10", d.total())
+	}
+	if q, _ := d.quantile(0.5); q < 0.5 || q > 1 {
+		t.Fatalf("p50 after widening = %v s, want about 0.85", q)
+	}
+	// A reset: fewer observations than before; all of them are new.
+	reset := native{schema: 3, count: 5, counts: map[int]uint64{0: 5}}
+	if d := reset.since(prev); d.total() != 5 {
+		t.Fatalf("after a reset, the second holds %d observations, want 5", d.total())
 	}
 }
 
@@ -106,6 +129,7 @@ func (f *fakeEngine) Node(context.Context) actors.NodeStatus {
 	return actors.NodeStatus{Accepting: true, Ready: true, WAL: actors.WALStatus{Dir: "/secret/wal"},
 		Sinks: []actors.SinkStatus{{Name: "mem", Breaker: "closed", Reachable: true, LastError: "dial tcp 10.0.0.1: refused"}}}
 }
+func (f *fakeEngine) Status() actors.NodeStatus { return f.Node(context.Background()) }
 func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
 	return actors.ProxySnapshot{}, actors.ErrNoProxy
 }
@@ -119,6 +143,8 @@ func (f *fakeEngine) Ingest(evs []event.Event) error {
 type memSink struct {
 	mu     sync.Mutex
 	stored map[string]bool
+	down   bool // every write fails as a store that is down does
+	writes int
 }
 
 func (s *memSink) Name() string               { return "mem" }
@@ -127,6 +153,10 @@ func (s *memSink) Close() error               { return nil }
 func (s *memSink) Write(_ context.Context, evs []event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writes++
+	if s.down {
+		return sinks.MarkRetryable(errors.New("connection refused"))
+	}
 	for _, e := range evs {
 		s.stored[e.ID] = true
 	}
@@ -255,6 +285,11 @@ func TestReplayFromTheConsole(t *testing.T) {
 	if _, err := l.Write("mem", "b1", failed); err != nil {
 		t.Fatal(err)
 	}
+	// Another sink's file is not the replay's business: left as it is.
+	other, err := l.Write("other", "b2", failed[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
 	post := func(path, token string) (int, string) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)
 		if token != "" {
@@ -299,13 +334,68 @@ func TestReplayFromTheConsole(t *testing.T) {
 	if got["mem"].Events != 0 {
 		t.Fatalf("backlog after the replay: %+v", got["mem"])
 	}
-	eng.mu.Lock()
-	defer eng.mu.Unlock()
-	if len(eng.ingested) != 1 || eng.ingested[0].Type != ReplayActionType || !strings.Contains(string(eng.ingested[0].Data), `"who":"admin@127.0.0.1"`) {
-		t.Fatalf("the replay was recorded as %v, want one %s event saying who", eng.ingested, ReplayActionType)
+	// Recorded when it starts and when it ends, saying who.
+	var results []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		eng.mu.Lock()
+		results = results[:0]
+		for _, e := range eng.ingested {
+			var d struct{ Result, Who string }
+			json.Unmarshal(e.Data, &d)
+			if e.Type == ReplayActionType && d.Who == "admin@127.0.0.1" {
+				results = append(results, d.Result)
+			}
+		}
+		eng.mu.Unlock()
+		if len(results) == 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if strings.Join(results, ",") != "running,done" {
+		t.Fatalf("the replay was recorded as %v, want running then done, with who", results)
 	}
 	if _, err := os.Stat(filepath.Join(dir, fallback.ReplayedDir)); err != nil {
 		t.Fatalf("the replayed file was not moved aside: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, other)); err != nil {
+		t.Fatalf("another sink's file was touched by mem's replay: %v", err)
+	}
+	if files, _ := fallback.Files([]string{dir}); len(files) != 1 {
+		t.Fatalf("after the replay the folder holds %v, want only the other sink's file", files)
+	}
+}
+
+// A store that is down stops the replay at the first file: the others are
+// left in place, not rewritten.
+func TestReplayStopsWhileTheStoreIsDown(t *testing.T) {
+	c, _, _, sink, dir := newTestConsole(t, 4)
+	c.replays.retry = sinks.Retry{Initial: time.Millisecond, Max: time.Millisecond, MaxElapsed: 20 * time.Millisecond}
+	sink.down = true
+	l, _ := fallback.Open(dir)
+	for i := range 3 {
+		ev := event.Event{ID: fmt.Sprint("ev-", i), Type: "t", Source: "s", Time: time.Now().UTC(), ReceivedAt: time.Now().UTC(), Data: json.RawMessage(`{}`)}
+		if _, err := l.Write("mem", fmt.Sprint("b", i), []sinks.Failed{{Event: ev, Err: errors.New("down")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := fallback.Files([]string{dir})
+	if _, err := c.replays.start(context.Background(), "mem", "test"); err != nil {
+		t.Fatal(err)
+	}
+	c.replays.wg.Wait()
+	st := c.replays.status()
+	if st.State != "failed" || st.Files != 1 || !strings.Contains(st.Error, "2 files left in place") {
+		t.Fatalf("replay with the store down: %+v; want failed after one file, two left", st)
+	}
+	after, _ := fallback.Files([]string{dir})
+	for _, f := range before[1:] {
+		if !slices.Contains(after, f) {
+			t.Fatalf("%s was rewritten although the replay had stopped: %v", f, after)
+		}
+	}
+	got, _ := c.backlog.Count()
+	if got["mem"].Events != 3 {
+		t.Fatalf("backlog after a failed replay: %+v, want the 3 events still", got["mem"])
 	}
 }
 
@@ -343,4 +433,48 @@ func TestVendoredUPlotMatchesTheLockFile(t *testing.T) {
 	if v == "" || !strings.Contains(string(js[:min(200, len(js))]), "(v"+v+")") {
 		t.Fatalf("web/vendor/uPlot.iife.min.js is not uPlot %s from the lock file: run scripts/build-console", v)
 	}
+}
+
+// A page on another site whose name points at this address (DNS
+// rebinding) is refused; IP addresses, localhost and allowed names work.
+func TestTheConsoleAnswersOnlyToItsOwnHosts(t *testing.T) {
+	c, srv, _, _, _ := newTestConsole(t, 4)
+	c.opt.AllowedHosts = []string{"console.example.org"}
+	for host, want := range map[string]int{"127.0.0.1:8081": 200, "localhost:8081": 200, "[::1]:8081": 200,
+		"console.example.org": 200, "evil.example.com:8081": 403, "127.0.0.1.evil.example.com": 403} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/stats", nil)
+		req.Host = host
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, res.StatusCode, want)
+		}
+	}
+}
+
+// A stream outlives the server's read and write timeouts, which are for
+// requests: it sets its own deadline per write.
+func TestStreamsOutliveTheServersTimeouts(t *testing.T) {
+	c, _, _, _, _ := newTestConsole(t, 4)
+	e := echo.New()
+	c.Register(e)
+	srv := httptest.NewUnstartedServer(e)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 200*time.Millisecond, 300*time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	res := get(t, srv.URL+"/v1/stats/stream?history=0", "")
+	defer res.Body.Close()
+	start, n := time.Now(), 0
+	for _, err := range sse.Read(res.Body, &sse.ReadConfig{MaxEventSize: 1 << 20}) {
+		if err != nil {
+			t.Fatalf("the stream broke after %s: %v", time.Since(start), err)
+		}
+		if n++; time.Since(start) > time.Second {
+			return
+		}
+	}
+	t.Fatalf("the stream ended after %s and %d messages, past the server's timeouts", time.Since(start), n)
 }

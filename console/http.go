@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
+	"slices"
+	"strings"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -29,30 +33,55 @@ var web embed.FS
 //	GET  /v1/tail/stream            the live tail (SSE); ?type= &source=
 //	GET  /v1/replay                 the last replay's progress or result
 //	POST /v1/sinks/{sink}/replay    replay a sink's fallback backlog (token)
+//
+// They answer only requests whose Host is an IP address, localhost or one
+// of AllowedHosts: a page on another site that resolves its own name to
+// this address (DNS rebinding) is refused.
 func (c *Console) Register(e *echo.Echo) {
 	files, _ := fs.Sub(web, "web")
+	g := e.Group("", c.checkHost)
 	static := http.StripPrefix("/console/", http.FileServerFS(files))
-	e.GET("/", func(ec echo.Context) error {
+	headers := func(ec echo.Context) {
+		h := ec.Response().Header()
+		h.Set("Cache-Control", "no-cache")
+		// Scripts and data only from here; uPlot sets inline styles.
+		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+	}
+	g.GET("/", func(ec echo.Context) error {
 		b, err := fs.ReadFile(files, "index.html")
 		if err != nil {
 			return err
 		}
-		h := ec.Response().Header()
-		h.Set("Cache-Control", "no-cache")
-		h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
+		headers(ec)
 		return ec.HTMLBlob(http.StatusOK, b)
 	})
-	e.GET("/console/*", func(ec echo.Context) error {
-		ec.Response().Header().Set("Cache-Control", "no-cache")
+	g.GET("/console/*", func(ec echo.Context) error {
+		headers(ec)
 		static.ServeHTTP(ec.Response(), ec.Request())
 		return nil
 	})
-	e.GET("/v1/stats", c.stats)
-	e.GET("/v1/stats/stream", c.statsStream)
-	e.GET("/v1/tail/stream", c.tailStream)
-	e.GET("/v1/replay", c.replayStatus)
-	e.POST("/v1/sinks/:sink/replay", c.replay)
+	g.GET("/v1/stats", c.stats)
+	g.GET("/v1/stats/stream", c.statsStream)
+	g.GET("/v1/tail/stream", c.tailStream)
+	g.GET("/v1/replay", c.replayStatus)
+	g.POST("/v1/sinks/:sink/replay", c.replay)
+}
+
+// checkHost refuses requests for a Host the console does not answer to.
+func (c *Console) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(ec echo.Context) error {
+		host := ec.Request().Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		if net.ParseIP(host) != nil || host == "localhost" || strings.HasSuffix(host, ".localhost") || slices.Contains(c.opt.AllowedHosts, host) || slices.Contains(c.opt.AllowedHosts, "*") {
+			return next(ec)
+		}
+		c.log.Warn("console request refused: its Host is not allowed", "host", host, "client", ec.RealIP())
+		return ec.JSON(http.StatusForbidden, errorBody{Error: fmt.Sprintf("the console does not answer to the host name %q: add it to --admin-allowed-hosts", host)})
+	}
 }
 
 type errorBody struct {
@@ -75,9 +104,28 @@ func (c *Console) authorized(r *http.Request) bool {
 	return c.opt.Authorize != nil && c.opt.TokenSet && c.opt.Authorize(r)
 }
 
+// historyParam is ?history=N: the last N samples (all by default); on a
+// bad value it answers 400 and returns false.
+func historyParam(ec echo.Context) (int, bool) {
+	v := ec.QueryParam("history")
+	if v == "" {
+		return -1, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		_ = ec.JSON(http.StatusBadRequest, errorBody{Error: fmt.Sprintf("history must be a number of samples, 0 or more, got %q", v)})
+		return 0, false
+	}
+	return n, true
+}
+
 func (c *Console) stats(ec echo.Context) error {
+	n, ok := historyParam(ec)
+	if !ok {
+		return nil
+	}
 	snap := c.current()
-	return ec.JSON(http.StatusOK, StatsBody{History: c.hist.all(), State: snap.state(c.authorized(ec.Request()))})
+	return ec.JSON(http.StatusOK, StatsBody{History: c.hist.last(n), State: snap.state(c.authorized(ec.Request()))})
 }
 
 // stream is one open server-sent events response.
@@ -121,6 +169,10 @@ func (s *stream) send(typ string, data []byte) error {
 
 // statsStream sends the history, then a sample and the state every tick.
 func (c *Console) statsStream(ec echo.Context) error {
+	n, ok := historyParam(ec)
+	if !ok {
+		return nil
+	}
 	auth := c.authorized(ec.Request())
 	ch, _ := c.subscribe()
 	defer c.unsubscribe(ch)
@@ -130,8 +182,13 @@ func (c *Console) statsStream(ec echo.Context) error {
 	}
 	defer release()
 	snap := c.current()
-	if err := s.send("history", encode(StatsBody{History: c.hist.all(), State: snap.state(auth)})); err != nil {
+	hist := c.hist.last(n)
+	if err := s.send("history", encode(StatsBody{History: hist, State: snap.state(auth)})); err != nil {
 		return nil
+	}
+	var lastT int64 // a sample the history held already is not sent again
+	if len(hist) > 0 {
+		lastT = hist[len(hist)-1].Time
 	}
 	ctx := ec.Request().Context()
 	for {
@@ -141,6 +198,9 @@ func (c *Console) statsStream(ec echo.Context) error {
 		case <-c.ctx.Done():
 			return nil
 		case snap := <-ch:
+			if snap.sample.Time <= lastT {
+				continue
+			}
 			if err := s.send("sample", encode(SampleBody{Sample: snap.sample, State: snap.state(auth)})); err != nil {
 				return nil
 			}

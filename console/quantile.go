@@ -11,6 +11,7 @@ import (
 // that two readings can be subtracted: the requests of one second.
 type native struct {
 	schema int32
+	count  uint64 // observations in all
 	zero   uint64
 	counts map[int]uint64
 }
@@ -18,7 +19,7 @@ type native struct {
 // readNative decodes a histogram's positive buckets (durations are never
 // negative); without native buckets it is empty.
 func readNative(h *dto.Histogram) native {
-	n := native{schema: h.GetSchema(), zero: h.GetZeroCount(), counts: map[int]uint64{}}
+	n := native{schema: h.GetSchema(), count: h.GetSampleCount(), zero: h.GetZeroCount(), counts: map[int]uint64{}}
 	idx, count := 0, int64(0)
 	deltas := h.GetPositiveDelta()
 	d := 0
@@ -43,14 +44,29 @@ func readNative(h *dto.Histogram) native {
 // since is what was observed between prev and n.
 func (n native) since(prev native) native {
 	out := native{schema: n.schema, counts: map[int]uint64{}}
-	if prev.schema != n.schema || n.zero < prev.zero {
-		return n // the histogram was reset: take all of it
+	if n.count < prev.count || n.schema > prev.schema || n.zero < prev.zero {
+		return n // the histogram was reset: all it holds is new
+	}
+	if n.schema < prev.schema {
+		// The library widened the buckets (too many of them): bring the
+		// old counts to the new width, 2^d old buckets to one new.
+		prev = prev.widen(n.schema)
 	}
 	out.zero = n.zero - prev.zero
 	for i, c := range n.counts {
 		if p := prev.counts[i]; c > p {
 			out.counts[i] = c - p
 		}
+	}
+	return out
+}
+
+// widen is n at a lower schema: bucket i becomes ceil(i / 2^d).
+func (n native) widen(schema int32) native {
+	out := native{schema: schema, count: n.count, zero: n.zero, counts: map[int]uint64{}}
+	div := float64(int(1) << (n.schema - schema))
+	for i, c := range n.counts {
+		out.counts[int(math.Ceil(float64(i)/div))] += c
 	}
 	return out
 }

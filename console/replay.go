@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,14 +46,15 @@ var ErrReplayRunning = errors.New("a replay is running already")
 // replays runs one replay at a time: the fallback folder's lock allows no
 // more, and a second would send what the first is sending.
 type replays struct {
-	dir    string
-	sinks  map[string]sinks.Sink
-	retry  sinks.Retry
-	ingest func([]event.Event) error
-	log    logger
+	dir     string
+	backlog *fallback.Backlog
+	sinks   map[string]sinks.Sink
+	retry   sinks.Retry
+	ingest  func([]event.Event) error
+	log     logger
 
-	mu      sync.Mutex
-	last    *ReplayStatus
+	mu      sync.Mutex // orders starts and ends
+	last    atomic.Pointer[ReplayStatus]
 	done    atomic.Int64
 	running bool
 	wg      sync.WaitGroup
@@ -63,21 +65,26 @@ type logger interface {
 	Error(msg string, args ...any)
 }
 
-// status is the last replay's, or nil.
+// status is the last replay's, or nil. It takes no lock: the sampler
+// asks every second, while a start may be counting files.
 func (r *replays) status() *ReplayStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.last == nil {
+	last := r.last.Load()
+	if last == nil {
 		return nil
 	}
-	s := *r.last
+	s := *last
 	if s.State == "running" {
 		s.Done = r.done.Load()
 	}
 	return &s
 }
 
-// start begins replaying sink's backlog in the background.
+// publish makes st what status shows.
+func (r *replays) publish(st ReplayStatus) { r.last.Store(&st) }
+
+// start begins replaying sink's backlog in the background: the files the
+// backlog found holding records for it (a file of other sinks' records
+// only is left alone).
 func (r *replays) start(ctx context.Context, sink, who string) (*ReplayStatus, error) {
 	if _, ok := r.sinks[sink]; !ok {
 		return nil, fmt.Errorf("%w: %q", errNoSink, sink)
@@ -87,23 +94,29 @@ func (r *replays) start(ctx context.Context, sink, who string) (*ReplayStatus, e
 	if r.running {
 		return nil, ErrReplayRunning
 	}
-	files, err := fallback.Files([]string{r.dir})
-	if err != nil {
-		return nil, fmt.Errorf("cannot list the fallback folder: %w", err)
+	// Count again, so files written since the last tick are in.
+	if _, err := r.backlog.Count(); err != nil {
+		return nil, fmt.Errorf("cannot read the fallback folder: %w", err)
 	}
-	unlock, err := fallback.LockDirs(files)
+	files, _ := r.backlog.FilesFor(sink)
+	// The folder itself too, which holds no file when the backlog is in
+	// subfolders only.
+	unlock, err := fallback.LockDirs(append(files, filepath.Join(r.dir, fallback.LockName)))
 	if err != nil {
 		return nil, err
 	}
-	// List again under the lock: a replay that held it may have moved
-	// files away meanwhile.
-	if files, err = fallback.Files([]string{r.dir}); err != nil {
+	// Count again under the lock: a replay that held it (the CLI's) may
+	// have moved files away meanwhile.
+	if _, err := r.backlog.Count(); err != nil {
 		unlock()
-		return nil, fmt.Errorf("cannot list the fallback folder: %w", err)
+		return nil, fmt.Errorf("cannot read the fallback folder: %w", err)
 	}
-	st := &ReplayStatus{Sink: sink, Who: who, State: "running", Started: time.Now().UTC(), Records: countRecords(files)}
-	r.last, r.running = st, true
+	files, records := r.backlog.FilesFor(sink)
+	st := &ReplayStatus{Sink: sink, Who: who, State: "running", Started: time.Now().UTC(), Records: records}
+	r.running = true
 	r.done.Store(0)
+	r.publish(*st)
+	r.record(*st)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -121,22 +134,28 @@ func (r *replays) run(ctx context.Context, st *ReplayStatus, files []string) {
 		OnRecords: func(n int) { r.done.Add(int64(n)) }}
 	var res ReplayStatus
 	var errs []error
-	for _, path := range files {
+	for i, path := range files {
 		if ctx.Err() != nil {
-			errs = append(errs, errors.New("stopped: the engine is shutting down"))
+			errs = append(errs, fmt.Errorf("stopped: the engine is shutting down; %d files left in place", len(files)-i))
 			break
 		}
 		fr, err := rp.ReplayFile(ctx, path)
 		res.Files++
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s stays in place: %w", path, err))
+			errs = append(errs, fmt.Errorf("%s stays in place: %w", filepath.Base(path), err))
 			continue
 		}
 		res.Sent += fr.Sent
 		res.Failed += fr.Failed
 		res.Kept += fr.Kept + fr.NoSink
 		res.Bad += len(fr.Bad)
-		if fr.FirstError != nil && res.Failed == fr.Failed {
+		if fr.FirstError != nil && sinks.Retryable(fr.FirstError) {
+			// The store is down or failing: the rest would only be
+			// rewritten as they are. They wait for the next replay.
+			errs = append(errs, fmt.Errorf("stopped: %s still failed after retries (%w); %d files left in place", st.Sink, fr.FirstError, len(files)-i-1))
+			break
+		}
+		if fr.FirstError != nil && len(errs) == 0 {
 			errs = append(errs, fr.FirstError)
 		}
 	}
@@ -154,6 +173,7 @@ func (r *replays) run(ctx context.Context, st *ReplayStatus, files []string) {
 	st.Result = fmt.Sprintf("%d events sent to %s, %d still refused, %d kept for other sinks, %d unreadable lines, from %d files",
 		st.Sent, st.Sink, st.Failed, st.Kept, st.Bad, st.Files)
 	final := *st
+	r.publish(final)
 	r.running = false
 	r.mu.Unlock()
 
@@ -167,8 +187,11 @@ func (r *replays) record(st ReplayStatus) {
 	if r.ingest == nil {
 		return
 	}
+	// One event when it starts ("running"), one when it ends ("done" or
+	// "failed"), so a replay cut short by a crash is on record too.
 	data := encode(map[string]any{"action": "replay", "sink": st.Sink, "who": st.Who, "result": st.State,
-		"sent": st.Sent, "failed": st.Failed, "kept": st.Kept, "bad": st.Bad, "files": st.Files, "error": st.Error,
+		"records": st.Records,
+		"sent":    st.Sent, "failed": st.Failed, "kept": st.Kept, "bad": st.Bad, "files": st.Files, "error": st.Error,
 		"started": st.Started, "finished": st.Finished})
 	id, _ := uuid.NewV7()
 	now := time.Now().UTC()
@@ -177,16 +200,4 @@ func (r *replays) record(st ReplayStatus) {
 	if err := r.ingest([]event.Event{ev}); err != nil {
 		r.log.Error("cannot store the replay's event", "sink", st.Sink, "error", err)
 	}
-}
-
-// countRecords counts the lines of files, the progress bar's total.
-func countRecords(files []string) int64 {
-	var n int64
-	for _, f := range files {
-		c, err := fallback.CountLines(f)
-		if err == nil {
-			n += c
-		}
-	}
-	return n
 }

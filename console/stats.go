@@ -249,14 +249,20 @@ func (h *history) add(s Sample) {
 	h.full = h.full || h.next == 0
 }
 
-// all returns the samples, oldest first.
-func (h *history) all() []Sample {
+// last returns the last n samples (all with n < 0), oldest first.
+func (h *history) last(n int) []Sample {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var all []Sample
 	if !h.full {
-		return append([]Sample(nil), h.ring[:h.next]...)
+		all = h.ring[:h.next]
+	} else {
+		all = append(append([]Sample(nil), h.ring[h.next:]...), h.ring[:h.next]...)
 	}
-	return append(append([]Sample(nil), h.ring[h.next:]...), h.ring[:h.next]...)
+	if n >= 0 && n < len(all) {
+		all = all[len(all)-n:]
+	}
+	return append([]Sample(nil), all...)
 }
 
 // snapshot is one tick's output, encoded once for every stream.
@@ -349,8 +355,9 @@ func hide(st State) State {
 	return out
 }
 
-// nodeTimeout bounds a tick's look at the engine: the stores' pings.
-const nodeTimeout = 800 * time.Millisecond
+// nodeTimeout bounds a tick's look at the engine: the stores' pings, all
+// at once (each also bounded by the engine's ping timeout).
+const nodeTimeout = 2 * time.Second
 
 func nodeNow(e Engine) actors.NodeStatus {
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)

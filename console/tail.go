@@ -70,11 +70,12 @@ func matches(pattern, s string) bool {
 // second; what it skips it counts, so the page can say it samples. With no
 // stream open it keeps only a few recent events, one per request at most.
 type Tail struct {
-	rate    rate.Limit
-	recentL *rate.Limiter
+	rate       rate.Limit
+	recentGap  int64        // nanoseconds between two recent events kept
+	recentLast atomic.Int64 // when the last was kept (Unix ns)
 
 	subsN atomic.Int32
-	mu    sync.Mutex
+	mu    sync.RWMutex // Offer reads subs; subscribe and unsubscribe change it
 	subs  map[*tailSub]struct{}
 
 	recentMu sync.Mutex
@@ -87,7 +88,7 @@ const recentSize = 50
 
 // NewTail samples at most perSecond events a second for each stream.
 func NewTail(perSecond float64) *Tail {
-	return &Tail{rate: rate.Limit(perSecond), recentL: rate.NewLimiter(rate.Limit(perSecond), 1), subs: map[*tailSub]struct{}{}}
+	return &Tail{rate: rate.Limit(perSecond), recentGap: int64(float64(time.Second) / perSecond), subs: map[*tailSub]struct{}{}}
 }
 
 type tailSub struct {
@@ -98,12 +99,16 @@ type tailSub struct {
 	shown   atomic.Int64 // of them sent
 }
 
-// Offer is the engine's OnIngest: it must not block.
+// Offer is the engine's OnIngest: it must not block. With no tail open it
+// costs a clock read and an atomic load (and, a few times a second, the
+// copy of one event for the recent ring); concurrent requests do not wait
+// for each other.
 func (t *Tail) Offer(events []event.Event) {
 	if len(events) == 0 {
 		return
 	}
-	if t.recentL.Allow() {
+	now := time.Now().UnixNano()
+	if last := t.recentLast.Load(); now-last >= t.recentGap && t.recentLast.CompareAndSwap(last, now) {
 		e := tailEvent(&events[0])
 		t.recentMu.Lock()
 		if len(t.recent) < recentSize {
@@ -117,8 +122,8 @@ func (t *Tail) Offer(events []event.Event) {
 	if t.subsN.Load() == 0 {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	for s := range t.subs {
 		open := true
 		for i := range events {

@@ -53,6 +53,7 @@ type config struct {
 	ConsoleHistory    time.Duration
 	ConsoleMaxStreams int
 	ConsoleTailRate   float64
+	AdminAllowedHosts string
 	ShutdownTimeout   time.Duration
 	APIKeys           string
 
@@ -255,11 +256,13 @@ func serveFlags(c *config) []cli.Flag {
 		&cli.StringFlag{Name: "admin-addr", Value: c.AdminAddr, Destination: &c.AdminAddr, Sources: env("admin-addr"), Category: "Admin listener and console",
 			Usage: "address of the admin listener: the operator console (/), /metrics, /v1/node, /v1/stats, /v1/proxy/..., /debug/pprof/ and the health routes (the ingest listener serves only POST /v1/events and health). Loopback by default; use e.g. :8081 for Prometheus in another container, on a network producers cannot reach. empty: off"},
 		&cli.DurationFlag{Name: "console-history", Value: c.ConsoleHistory, Destination: &c.ConsoleHistory, Sources: env("console-history"), Category: "Admin listener and console",
-			Usage: "how much of the one-second history the console keeps, so a page opened now shows it at once (about 24 KiB a minute)"},
+			Usage: "how much of the one-second history the console keeps, so a page opened now shows it at once (a page gets it all: about 25 KiB a minute of it; at most 1h)"},
 		&cli.IntFlag{Name: "console-max-streams", Value: c.ConsoleMaxStreams, Destination: &c.ConsoleMaxStreams, Sources: env("console-max-streams"), Category: "Admin listener and console",
 			Usage: "most console streams open at once (a console tab holds two: stats and live tail); more get 503. Keep it well below --admin-max-conns, so Prometheus still gets in"},
+		&cli.StringFlag{Name: "admin-allowed-hosts", Destination: &c.AdminAllowedHosts, Sources: env("admin-allowed-hosts"), Category: "Admin listener and console",
+			Usage: "host names, comma-separated, the console answers to besides IP addresses and localhost (e.g. the name of an ingress or a tunnel; * for any); other Host headers get 403, so a web page cannot reach the console by pointing its own name at this address (DNS rebinding)"},
 		&cli.FloatFlag{Name: "console-tail-rate", Value: c.ConsoleTailRate, Destination: &c.ConsoleTailRate, Sources: env("console-tail-rate"), Category: "Admin listener and console",
-			Usage: "most events a second each live tail shows; above it the tail samples and says so"},
+			Usage: "most events a second each live tail shows (at most 1000); above it the tail samples and says so"},
 		&cli.StringFlag{Name: "api-keys", Destination: &c.APIKeys, Sources: env("api-keys"),
 			Usage: "ingest keys as comma-separated name:key pairs, sent as 'Authorization: Bearer KEY' or 'X-Api-Key: KEY'; empty: ingest is open"},
 		&cli.StringFlag{Name: "redis-url", Destination: &c.RedisURL, Sources: env("redis-url", "REDIS_URL"), Category: "Redis",
@@ -399,9 +402,13 @@ func (c *config) validateServe() error {
 	positive("http-max-conns", c.HTTPMaxConns > 0, c.HTTPMaxConns)
 	positive("admin-max-conns", c.AdminMaxConns > 0, c.AdminMaxConns)
 	positive("console-max-streams", c.ConsoleMaxStreams > 0, c.ConsoleMaxStreams)
-	positive("console-tail-rate", c.ConsoleTailRate > 0, c.ConsoleTailRate)
-	if c.ConsoleHistory < time.Minute || c.ConsoleHistory > 24*time.Hour {
-		errs = append(errs, fmt.Errorf("--console-history must be between 1m and 24h, got %s", c.ConsoleHistory))
+	if c.ConsoleTailRate <= 0 || c.ConsoleTailRate > 1000 {
+		errs = append(errs, fmt.Errorf("--console-tail-rate must be above 0 and at most 1000 (events a second a person can read, and each tail's buffer), got %v", c.ConsoleTailRate))
+	}
+	// A page opened gets the whole history at once: an hour is 3,600
+	// samples, about 1.5 MB of JSON.
+	if c.ConsoleHistory < time.Minute || c.ConsoleHistory > time.Hour {
+		errs = append(errs, fmt.Errorf("--console-history must be between 1m and 1h, got %s", c.ConsoleHistory))
 	}
 	if c.ConsoleMaxStreams >= c.AdminMaxConns {
 		errs = append(errs, fmt.Errorf("--console-max-streams (%d) must be below --admin-max-conns (%d), or open consoles can lock Prometheus out", c.ConsoleMaxStreams, c.AdminMaxConns))

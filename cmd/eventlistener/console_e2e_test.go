@@ -186,7 +186,12 @@ func TestConsoleInABrowser(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	post(3, "user.created", `{"who":"u"}`)
 	post(3, "order.paid", `{"total":12}`)
+	post(1, `order.<img src=x onerror="window.__xss=1">`, `{"html":"<script>window.__xss=2</script>"}`)
 	p.until("order.paid in the tail", `document.querySelector('#tail-list li[data-type="order.paid"]')`)
+	p.until("the event with markup in the tail", `[...document.querySelectorAll("#tail-list li")].some((li) => li.dataset.type.includes("<img"))`)
+	if js[bool](p, `!!(document.querySelector("#tail-list img, #tail-list script") || window.__xss)`) {
+		t.Fatal("an event's type or data became markup in the page")
+	}
 	if n := js[int](p, `document.querySelectorAll('#tail-list li[data-type="user.created"]').length`); n != 0 {
 		t.Fatalf("the tail filtered on order.* shows %d user.created events", n)
 	}
@@ -212,7 +217,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	p.until("the replay's result", `document.querySelector("#sink-postgres .replay-result")?.textContent.startsWith("replay done")`)
 	p.until("an empty backlog", `document.getElementById("sink-postgres").dataset.backlogEvents === "0"`)
 	waitQuery(t, pg, shop, fmt.Sprint(sent))
-	waitQuery(t, pg, `SELECT data->>'result' || ' ' || (data->>'sent') FROM events WHERE type = 'eventlistener.replay'`, "done 20")
+	waitQuery(t, pg, `SELECT string_agg((data->>'result') || ' ' || (data->>'sent'), ',' ORDER BY time) FROM events WHERE type = 'eventlistener.replay'`, "running 0,done 20")
 
 	// Every button has a name a screen reader can say.
 	if unnamed := js[int](p, `[...document.querySelectorAll("button")].filter((b) => !(b.getAttribute("aria-label") || b.textContent).trim()).length`); unnamed != 0 {

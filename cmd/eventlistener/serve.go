@@ -128,10 +128,10 @@ func serve(ctx context.Context, c *config) error {
 	}
 	cons := console.New(console.Options{Engine: engine, Gatherer: reg, Registerer: reg, Sinks: byName, FallbackDir: c.FallbackDir,
 		Retry:     sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, AttemptTimeout: c.WriteTimeout, MaxElapsed: 30 * time.Second},
-		Authorize: srv.IsAdmin, TokenSet: c.AdminToken != "", Tail: tail,
+		Authorize: srv.IsAdmin, TokenSet: c.AdminToken != "", Tail: tail, AllowedHosts: infraredis.SplitList(c.AdminAllowedHosts),
 		History: c.ConsoleHistory, MaxStreams: c.ConsoleMaxStreams, Version: buildVersion(), Logger: log.With("component", "console")})
 	cons.Register(srv.AdminEcho())
-	go cons.Run()
+	defer cons.Close() // on the error returns below; a second Close is a no-op
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		_ = engine.Close(context.Background())
@@ -162,6 +162,7 @@ func serve(ctx context.Context, c *config) error {
 			}
 		}()
 	}
+	go cons.Run()
 	go func() { served <- hs.Serve(ln) }()
 
 	auth := "open"
@@ -181,12 +182,13 @@ func serve(ctx context.Context, c *config) error {
 	}
 	stop() // a second signal now kills the process the default way
 
+	// A replay under way stops after the batch it is writing, and its end
+	// is stored while the engine still takes events; the streams end.
+	cons.Close()
 	// Refuse first, so clients and load balancers see 503 and /readyz fails
 	// while requests under way finish. HTTP gets its own, short budget: a
 	// stalled client must not eat the time the stores need.
 	engine.StopAccepting()
-	// A replay under way finishes the batch it is writing; the streams end.
-	cons.Close()
 	deadline := time.Now().Add(c.ShutdownTimeout)
 	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), min(c.ShutdownTimeout/4, httpDrainTimeout))
 	if err := hs.Shutdown(httpCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

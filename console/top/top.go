@@ -316,7 +316,7 @@ func streamOnce(ctx context.Context, client *http.Client, url, token string, sen
 	stale := fmt.Errorf("nothing came for %s", staleAfter)
 	watchdog := time.AfterFunc(staleAfter, func() { cancel(stale) })
 	defer watchdog.Stop()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+"/v1/stats/stream", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(url, "/")+fmt.Sprintf("/v1/stats/stream?history=%d", sparkLen), nil)
 	if err != nil {
 		return err
 	}

@@ -197,16 +197,32 @@ function restartStreams() {
   openStats();
 }
 
+// staleMs is how long the stats stream may send nothing (it sends every
+// second) before it is taken as hung and opened again.
+const staleMs = 5000;
+
 function openStats() {
   const ctl = new AbortController();
   statsAbort = ctl;
   const conn = $("conn");
+  let lastMsg = Date.now();
+  const watchdog = setInterval(() => {
+    if (statsAbort !== ctl) { clearInterval(watchdog); return; }
+    if (Date.now() - lastMsg < staleMs) return;
+    clearInterval(watchdog);
+    ctl.abort();
+    conn.textContent = "reconnecting (no data)";
+    conn.className = "badge bad";
+    openStats();
+  }, 1000);
   stream("/v1/stats/stream", ctl.signal, (type, data) => {
+    lastMsg = Date.now();
     conn.textContent = "live";
     conn.className = "badge good";
     if (type === "history") history(data.history, data.state);
     else if (type === "sample") sample(data.sample, data.state);
   }).catch((e) => {
+    clearInterval(watchdog);
     if (ctl.signal.aborted) return;
     conn.textContent = e.status ? `refused: ${e.message}` : "reconnecting";
     conn.className = "badge bad";
@@ -223,6 +239,7 @@ function css(name) { return getComputedStyle(document.documentElement).getProper
 
 function makeChart(id, lines, data) {
   const box = $(id);
+  if (charts[id]) charts[id].destroy(); // its listeners go with it
   box.replaceChildren();
   const fg = css("--muted"), grid = css("--line");
   const axis = { stroke: fg, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
@@ -241,12 +258,12 @@ function sinkNames() { return state ? state.sinks.map((s) => s.name) : []; }
 
 function buildCharts() {
   const colors = ["--s1", "--s2", "--s3", "--s4"].map(css);
-  charts.ingest = makeChart("chart-ingest", [
+  charts.ingest = charts["chart-ingest"] = makeChart("chart-ingest", [
     { label: "events/s", color: colors[0] },
     { label: "requests/s", color: colors[2] },
   ], [series.t, series.events, series.requests]);
   const names = sinkNames();
-  charts.sinks = makeChart("chart-sinks", names.map((n, i) => ({ label: n + " stored/s", color: colors[i % colors.length] })),
+  charts.sinks = charts["chart-sinks"] = makeChart("chart-sinks", names.map((n, i) => ({ label: n + " stored/s", color: colors[i % colors.length] })),
     [series.t, ...names.map((n) => series.sinks[n] || [])]);
 }
 
@@ -284,6 +301,7 @@ function history(samples, st) {
 }
 
 function sample(s, st) {
+  if (lastSample && s.t <= lastSample.t) return; // had it already
   state = st;
   push(s);
   lastSample = s;

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sort"
 	"sync"
 	"time"
 )
@@ -79,6 +80,25 @@ func (b *Backlog) Count() (map[string]SinkBacklog, error) {
 	}
 	b.seen = next
 	return out, firstErr
+}
+
+// FilesFor returns, in name order, the files the last Count found holding
+// records for sink, and how many records those files hold for every sink
+// (a replay of them deals with all of those).
+func (b *Backlog) FilesFor(sink string) (files []string, records int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for path, c := range b.seen {
+		if _, ok := c.sinks[sink]; !ok {
+			continue
+		}
+		files = append(files, path)
+		for _, n := range c.sinks {
+			records += n.Events
+		}
+	}
+	sort.Strings(files)
+	return files, records
 }
 
 // countFile counts one file's records by sink, reading each line only as
