@@ -101,6 +101,8 @@ type Config struct {
 	NotifyQueue int
 	// Proxy, when set, runs the HAProxy watcher.
 	Proxy *ProxyConfig
+	// Cluster, when set, registers this node in the Redis node registry.
+	Cluster *ClusterConfig
 	// VIP, when set, makes this node master only while it holds the
 	// address; checked every DutyInterval (default 2s). Without it every
 	// node is master.
@@ -209,6 +211,7 @@ type Engine struct {
 	proxySt   *proxyState // nil without HAProxy
 	proxyC    *haproxy.Client
 	notifier  *notifier // nil without a Notifier
+	cluster   *cluster  // nil without a node registry
 	metrics   *Metrics
 	log       *slog.Logger
 
@@ -303,6 +306,9 @@ func Start(cfg Config) (*Engine, error) {
 		if err := e.startProxy(*cfg.Proxy, restart); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Cluster != nil {
+		e.startCluster(*cfg.Cluster)
 	}
 	return e, nil
 }
@@ -724,6 +730,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	if e.notifier != nil {
 		e.notifier.close(time.Second)
+	}
+	if e.cluster != nil {
+		e.cluster.close()
 	}
 	e.sys.Shutdown()
 	args := []any{"took", time.Since(start).Round(time.Millisecond)}

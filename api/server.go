@@ -39,6 +39,9 @@ type Engine interface {
 	Ready() error
 	// Node reports the engine's state for GET /v1/node.
 	Node(ctx context.Context) actors.NodeStatus
+	// Nodes lists the cluster from the node registry (actors.ErrAlone
+	// without one).
+	Nodes(ctx context.Context) (actors.Cluster, error)
 	// ProxySnapshot is HAProxy's last poll (actors.ErrNoProxy without one).
 	ProxySnapshot() (actors.ProxySnapshot, error)
 	// ProxyAction enables, disables or drains a server and records it.
@@ -132,6 +135,7 @@ func New(engine Engine, opt Options) *Server {
 	a := s.router()
 	s.probes(a)
 	a.GET("/v1/node", s.node)
+	a.GET("/v1/nodes", s.nodes)
 	a.GET("/v1/proxy/servers", s.proxyServers)
 	a.POST("/v1/proxy/servers/:backend/:server/:action", s.proxyAction)
 	a.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opt.Gatherer, promhttp.HandlerOpts{})))
@@ -404,6 +408,21 @@ type nodeBody struct {
 	Hostname string `json:"hostname"`
 	actors.NodeStatus
 	Hidden string `json:"details_hidden,omitempty"`
+}
+
+// nodes is GET /v1/nodes: the cluster from the registry; this node alone
+// without one; 503 with the last list when the registry cannot be read.
+func (s *Server) nodes(c echo.Context) error {
+	cl, err := s.engine.Nodes(c.Request().Context())
+	switch {
+	case err == nil, errors.Is(err, actors.ErrAlone):
+		return c.JSON(http.StatusOK, cl)
+	}
+	if !s.isAdmin(c.Request()) {
+		cl.Error = "the node registry cannot be read (the error is shown with the admin token)"
+	}
+	c.Response().Header().Set("Retry-After", "2")
+	return c.JSON(http.StatusServiceUnavailable, cl)
 }
 
 func (s *Server) node(c echo.Context) error {

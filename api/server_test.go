@@ -58,6 +58,9 @@ func (f *fakeEngine) Admit() error {
 	}
 	return f.admitErr
 }
+func (f *fakeEngine) Nodes(context.Context) (actors.Cluster, error) {
+	return actors.Cluster{Alone: true, Reason: actors.ErrAlone.Error()}, actors.ErrAlone
+}
 func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
 	return actors.ProxySnapshot{}, actors.ErrNoProxy
 }

@@ -26,6 +26,8 @@ type Engine interface {
 	Node(ctx context.Context) actors.NodeStatus
 	Status() actors.NodeStatus
 	ProxySnapshot() (actors.ProxySnapshot, error)
+	// ClusterView is the node registry as last listed (no I/O).
+	ClusterView() actors.Cluster
 	// Ingest stores the events that record the console's actions.
 	Ingest(events []event.Event) error
 }

@@ -129,6 +129,9 @@ func (f *fakeEngine) Node(context.Context) actors.NodeStatus {
 	return actors.NodeStatus{Accepting: true, Ready: true, WAL: actors.WALStatus{Dir: "/secret/wal"},
 		Sinks: []actors.SinkStatus{{Name: "mem", Breaker: "closed", Reachable: true, LastError: "dial tcp 10.0.0.1: refused"}}}
 }
+func (f *fakeEngine) ClusterView() actors.Cluster {
+	return actors.Cluster{Alone: true, Reason: actors.ErrAlone.Error()}
+}
 func (f *fakeEngine) Status() actors.NodeStatus { return f.Node(context.Background()) }
 func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
 	return actors.ProxySnapshot{}, actors.ErrNoProxy

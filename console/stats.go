@@ -67,6 +67,7 @@ type State struct {
 	Sinks     []SinkView            `json:"sinks"`
 	Redis     *RedisView            `json:"redis,omitempty"`
 	Proxy     *actors.ProxySnapshot `json:"proxy,omitempty"`
+	Cluster   actors.Cluster        `json:"cluster"`
 	Replay    *ReplayStatus         `json:"replay,omitempty"` // the last replay started here
 	BacklogAt time.Time             `json:"backlog_at"`
 	Hidden    string                `json:"details_hidden,omitempty"`
@@ -312,6 +313,7 @@ func buildState(o *Options, cur counters, node actors.NodeStatus, backlog map[st
 	if snap, err := o.Engine.ProxySnapshot(); err == nil {
 		st.Proxy = &snap
 	}
+	st.Cluster = o.Engine.ClusterView()
 	return st
 }
 
@@ -343,6 +345,9 @@ func hide(st State) State {
 		r.RedisStatus = *n.Redis
 		r.Channels = st.Redis.Channels
 		out.Redis = &r
+	}
+	if out.Cluster.Error != "" {
+		out.Cluster.Error = "hidden"
 	}
 	if st.Replay != nil && st.Replay.Error != "" {
 		r := *st.Replay

@@ -75,6 +75,10 @@ type config struct {
 	RedisEventType     string
 	RedisNotifyChannel string
 	RedisNotifyQueue   int
+	NodeID             string
+	NodeAddr           string
+	ClusterName        string
+	NodeHeartbeat      time.Duration
 
 	HAProxyStatsURL     string
 	HAProxyRuntimeAddr  string
@@ -165,6 +169,10 @@ func defaultConfig() config {
 		LogFormat:        "text",
 		RedisEventType:   "redis.message",
 		RedisNotifyQueue: actors.DefaultNotifyQueue,
+		ClusterName:      "eventlistener",
+		// An entry lives five heartbeats (10 s): a node killed is seen
+		// gone within that, a GC pause or a slow Redis is not a death.
+		NodeHeartbeat: 2 * time.Second,
 		// Often enough to see a server go down within seconds; a poll is one
 		// small HTTP request.
 		HAProxyPollInterval: 2 * time.Second,
@@ -277,6 +285,14 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "channels to ingest, comma-separated; an entry with * ? or [ is a pattern"},
 		&cli.StringFlag{Name: "redis-event-type", Value: c.RedisEventType, Destination: &c.RedisEventType, Sources: env("redis-event-type"), Category: "Redis",
 			Usage: "type of events made from Redis messages that are not events themselves"},
+		&cli.StringFlag{Name: "node-id", Destination: &c.NodeID, Sources: env("node-id"), Category: "Cluster",
+			Usage: "this node's name in the Redis node registry; keep it across restarts (a StatefulSet pod's name does), so a restarted node takes its entry back. empty: the host name"},
+		&cli.StringFlag{Name: "node-addr", Destination: &c.NodeAddr, Sources: env("node-addr"), Category: "Cluster",
+			Usage: "where other nodes and operators reach this node's ingest listener, as the registry shows it. empty: the host name and --http-addr's port"},
+		&cli.StringFlag{Name: "cluster-name", Value: c.ClusterName, Destination: &c.ClusterName, Sources: env("cluster-name"), Category: "Cluster",
+			Usage: "the registry's key prefix in Redis (NAME:node:ID, NAME:nodes, NAME:nodes:events): nodes with the same name are one cluster"},
+		&cli.DurationFlag{Name: "node-heartbeat", Value: c.NodeHeartbeat, Destination: &c.NodeHeartbeat, Sources: env("node-heartbeat"), Category: "Cluster",
+			Usage: "how often this node renews its registry entry; the entry expires after five missed (a node killed is seen gone after that)"},
 		&cli.IntFlag{Name: "redis-notify-queue", Value: c.RedisNotifyQueue, Destination: &c.RedisNotifyQueue, Sources: env("redis-notify-queue"), Category: "Redis",
 			Usage: "batch notifications waiting to be published at most; past it they are dropped (and counted), so a slow Redis never slows the stores"},
 		&cli.StringFlag{Name: "redis-notify-channel", Destination: &c.RedisNotifyChannel, Sources: env("redis-notify-channel"), Category: "Redis",
@@ -402,6 +418,12 @@ func (c *config) validateServe() error {
 	positive("http-max-conns", c.HTTPMaxConns > 0, c.HTTPMaxConns)
 	positive("admin-max-conns", c.AdminMaxConns > 0, c.AdminMaxConns)
 	positive("console-max-streams", c.ConsoleMaxStreams > 0, c.ConsoleMaxStreams)
+	if c.NodeHeartbeat < 100*time.Millisecond || c.NodeHeartbeat > time.Minute {
+		errs = append(errs, fmt.Errorf("--node-heartbeat must be between 100ms and 1m, got %s", c.NodeHeartbeat))
+	}
+	if c.ClusterName == "" || strings.ContainsAny(c.ClusterName, " :{}") {
+		errs = append(errs, fmt.Errorf("--cluster-name must be a non-empty name without spaces, colons or braces, got %q", c.ClusterName))
+	}
 	if c.ConsoleTailRate <= 0 || c.ConsoleTailRate > 1000 {
 		errs = append(errs, fmt.Errorf("--console-tail-rate must be above 0 and at most 1000 (events a second a person can read, and each tail's buffer), got %v", c.ConsoleTailRate))
 	}
@@ -451,8 +473,6 @@ func (c *config) validateRedis() error {
 		errs = append(errs, errors.New("--redis-channels needs --redis-url or --redis-sentinels"))
 	case !c.redis.Enabled() && c.RedisNotifyChannel != "":
 		errs = append(errs, errors.New("--redis-notify-channel needs --redis-url or --redis-sentinels"))
-	case c.redis.Enabled() && len(c.redisChannels) == 0 && c.RedisNotifyChannel == "":
-		errs = append(errs, errors.New("--redis-url or --redis-sentinels is set but neither --redis-channels nor --redis-notify-channel is"))
 	}
 	if c.RedisEventType == "" || len(c.RedisEventType) > 1024 {
 		errs = append(errs, errors.New("--redis-event-type must be 1 to 1024 bytes"))

@@ -153,6 +153,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("the Redis block does not show the channel and the pattern:\n%s", txt)
 	}
 
+	// The cluster: this node, registered in Redis.
+	p.until("this node in the cluster", `document.querySelector("#cluster-rows tr")?.textContent.includes("(this one)")`)
+
 	// HAProxy's servers; without the token the buttons are refused.
 	p.until("HAProxy's web/s1 up", `document.querySelector('tr[data-server="web/s1"] [data-field=status]')?.textContent.startsWith("UP")`)
 	p.screenshot("readonly", 1280, 800, "light")

@@ -97,6 +97,19 @@ func serve(ctx context.Context, c *config) error {
 		proxyCfg = &actors.ProxyConfig{Client: &haproxy.Client{StatsURL: c.HAProxyStatsURL, RuntimeAddr: c.HAProxyRuntimeAddr},
 			Interval: c.HAProxyPollInterval, Source: source}
 	}
+	var clusterCfg *actors.ClusterConfig
+	if c.redis.Enabled() {
+		reg, err := infraredis.NewRegistry(c.redis, c.ClusterName, 5*c.NodeHeartbeat)
+		if err != nil {
+			closeAll(stores)
+			return fmt.Errorf("node registry: %w", err)
+		}
+		defer reg.Close()
+		clusterCfg = &actors.ClusterConfig{Registry: reg, NodeID: nodeID(c), Addr: nodeAddr(c), Admin: c.AdminAddr,
+			Version: buildVersion(), Interval: c.NodeHeartbeat}
+	} else {
+		log.Info("this node runs alone: no Redis is configured (--redis-url or --redis-sentinels), so there is no node registry")
+	}
 	tail := console.NewTail(c.ConsoleTailRate)
 	engine, err := actors.Start(actors.Config{
 		MaxEvents: c.BatchMaxEvents, MaxBytes: int(c.batchMaxBytes), Idle: c.BatchIdle, MaxAge: c.BatchMaxAge,
@@ -109,7 +122,7 @@ func serve(ctx context.Context, c *config) error {
 		Fallback: fb,
 		Redis:    redisCfg,
 		Notifier: notifier, NotifyQueue: c.RedisNotifyQueue,
-		Proxy: proxyCfg,
+		Proxy: proxyCfg, Cluster: clusterCfg,
 		VIP:   c.vip, DutyInterval: c.HAProxyPollInterval,
 		Logger: log, Registerer: reg,
 		OnIngest: tail.Offer,
@@ -283,6 +296,35 @@ func consoleHost(addr net.Addr) string {
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// nodeID is --node-id, or the host name.
+func nodeID(c *config) string {
+	if c.NodeID != "" {
+		return c.NodeID
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "eventlistener"
+	}
+	return host
+}
+
+// nodeAddr is --node-addr, or the host name and --http-addr's port.
+func nodeAddr(c *config) string {
+	if c.NodeAddr != "" {
+		return c.NodeAddr
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return c.HTTPAddr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
 	}
 	return net.JoinHostPort(host, port)
 }

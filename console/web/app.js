@@ -343,6 +343,7 @@ function render() {
   renderRedis(st, s);
   renderProxy(st);
   renderNode(st);
+  renderCluster(st);
 }
 
 function breakerClass(b) { return b === "closed" ? "good" : b === "open" ? "bad" : "warn"; }
@@ -447,6 +448,33 @@ async function proxyAction(backend, server, action) {
   const body = await admin(`${action} ${backend}/${server}`, "POST",
     `/v1/proxy/servers/${encodeURIComponent(backend)}/${encodeURIComponent(server)}/${action}`);
   if (body) say(`${backend}/${server}: ${action} done.`);
+}
+
+function renderCluster(st) {
+  const c = st.cluster || { alone: true };
+  const sum = $("cluster-summary"), table = $("cluster-table");
+  if (c.alone) {
+    sum.textContent = c.reason || "This node runs alone.";
+    table.hidden = true;
+    return;
+  }
+  const nodes = c.nodes || [];
+  sum.textContent = `${nodes.length} node${nodes.length === 1 ? "" : "s"} in the registry` + (c.error ? ` (registry: ${c.error})` : "");
+  sum.className = c.error ? "bad" : "muted";
+  table.hidden = false;
+  const byID = new Map(nodes.map((n) => [n.id, n]));
+  keyed($("cluster-rows"), nodes.map((n) => n.id), (id) => el("tr", { "data-node": id }, ...Array.from({ length: 8 }, () => el("td"))), (tr, id) => {
+    const n = byID.get(id), td = tr.children;
+    td[0].textContent = id + (id === c.self ? " (this one)" : "");
+    td[1].textContent = n.addr;
+    td[2].textContent = n.role;
+    td[3].textContent = n.accepting ? "yes" : "no";
+    td[3].className = n.accepting ? "good" : "bad";
+    td[4].textContent = num(n.pending_events);
+    td[5].textContent = `${bytes(n.wal_bytes)} of ${bytes(n.wal_max_bytes)}`;
+    td[6].textContent = (n.sinks || []).map((k) => `${k.name} ${k.breaker}`).join(", ");
+    td[7].textContent = ago(n.updated_at);
+  });
 }
 
 function renderNode(st) {
