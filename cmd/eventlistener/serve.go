@@ -123,7 +123,7 @@ func serve(ctx context.Context, c *config) error {
 		Redis:    redisCfg,
 		Notifier: notifier, NotifyQueue: c.RedisNotifyQueue,
 		Proxy: proxyCfg, Cluster: clusterCfg,
-		VIP:   c.vip, DutyInterval: c.HAProxyPollInterval,
+		VIP: c.vip, DutyInterval: c.HAProxyPollInterval,
 		Logger: log, Registerer: reg,
 		OnIngest: tail.Offer,
 	})

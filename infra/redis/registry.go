@@ -67,7 +67,7 @@ func NewRegistry(o Options, prefix string, ttl time.Duration) (*Registry, error)
 func (r *Registry) Channel() string { return r.prefix + ":nodes:events" }
 
 func (r *Registry) key(id string) string { return r.prefix + ":node:" + id }
-func (r *Registry) index() string       { return r.prefix + ":nodes" }
+func (r *Registry) index() string        { return r.prefix + ":nodes" }
 
 // Heartbeat writes n's entry and renews it. The first heartbeat of a run
 // (a new StartedAt) announces node.up; a restarted node takes its old
