@@ -18,18 +18,40 @@ type MasterStatus struct {
 	Reason string    `json:"reason"`
 	VIP    string    `json:"vip,omitempty"`
 	Since  time.Time `json:"since"`
+	// Lease and Token are set when the duty lease in Redis decides.
+	Lease bool  `json:"lease,omitempty"`
+	Token int64 `json:"fencing_token,omitempty"`
 }
 
 // masterState is shared by the duties actor, the proxy watcher and the API.
 type masterState struct {
 	mu sync.Mutex
 	s  MasterStatus
+	// With the lease, the holding is good until until (by the monotonic
+	// clock): past it this node is not master, whatever the duties actor
+	// last decided, so a node frozen past its lease holds nothing when it
+	// wakes.
+	leased bool
+	until  time.Time
 }
 
 func (m *masterState) get() MasterStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.s
+	s := m.s
+	if m.leased && s.Master && !time.Now().Before(m.until) {
+		s.Master, s.Token = false, 0
+		s.Reason = "the duty lease was not renewed in time: not holding the duties"
+	}
+	return s
+}
+
+// holdUntil records the lease's holding (zero: none).
+func (m *masterState) holdUntil(t time.Time, token int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.leased, m.until = true, t
+	m.s.Lease, m.s.Token = true, token
 }
 
 func (m *masterState) isMaster() bool { return m.get().Master }
@@ -44,6 +66,7 @@ type vipChecked struct{ status vip.Status }
 type duties struct {
 	e        *Engine
 	vip      *vip.Checker
+	lease    *leaseChecker // without a VIP, with Redis
 	interval time.Duration
 	redis    func() actor.Actor // nil: no Redis
 	log      *slog.Logger
@@ -57,13 +80,19 @@ type duties struct {
 func (d *duties) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
-		if d.vip == nil {
-			d.set(c, vip.Status{Master: true, Reason: "no --vip is set: every node runs the duties"})
+		var checker interface{ Check() vip.Status }
+		switch {
+		case d.vip != nil:
+			checker = *d.vip
+		case d.lease != nil:
+			checker = d.lease
+		default:
+			d.set(c, vip.Status{Master: true, Reason: "no --vip is set and no Redis for a lease: every node runs the duties"})
 			return
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		d.cancel = cancel
-		self, root, checker, every := c.Self(), c.ActorSystem().Root, *d.vip, d.interval
+		self, root, every := c.Self(), c.ActorSystem().Root, d.interval
 		go func() {
 			t := time.NewTicker(every)
 			defer t.Stop()

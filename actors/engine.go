@@ -17,6 +17,7 @@ import (
 
 	"eventlistener/event"
 	"eventlistener/infra/haproxy"
+	infraredis "eventlistener/infra/redis"
 	"eventlistener/infra/vip"
 	"eventlistener/sinks"
 	"eventlistener/wal"
@@ -108,6 +109,9 @@ type Config struct {
 	// node is master.
 	VIP          *vip.Checker
 	DutyInterval time.Duration
+	// Lease, when set and VIP is not, elects the duty holder among the
+	// nodes sharing a Redis; it is tried every third of its TTL.
+	Lease *infraredis.Lease
 
 	// restartDelay is the Redis subscriber's first restart delay (tests
 	// shorten it); 0 means 200ms.
@@ -210,8 +214,9 @@ type Engine struct {
 	redisM    *redisMetrics
 	proxySt   *proxyState // nil without HAProxy
 	proxyC    *haproxy.Client
-	notifier  *notifier // nil without a Notifier
-	cluster   *cluster  // nil without a node registry
+	notifier  *notifier     // nil without a Notifier
+	cluster   *cluster      // nil without a node registry
+	lease     *leaseChecker // nil without the duty lease
 	metrics   *Metrics
 	log       *slog.Logger
 
@@ -690,6 +695,12 @@ func (e *Engine) Close(ctx context.Context) error {
 			e.log.Error("actor did not stop in time", "actor", pid.Id, "error", err)
 		}
 	}
+	if e.lease != nil {
+		// The duties are stopped: let another node take them now.
+		if err := e.lease.release(); err != nil {
+			e.log.Warn("cannot release the duty lease; another node takes it when it expires", "error", err)
+		}
+	}
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
@@ -926,9 +937,21 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 	d := &duties{e: e, vip: cfg.VIP, interval: cfg.DutyInterval, log: e.log.With("actor", "duties")}
 	if cfg.VIP != nil {
 		e.master.s.VIP = cfg.VIP.Addr.String()
+	} else if cfg.Lease != nil {
+		d.lease = &leaseChecker{lease: cfg.Lease, master: e.master}
+		d.interval = cfg.Lease.TTL / 3
+		e.lease = d.lease
 	}
 	if d.interval <= 0 {
 		d.interval = 2 * time.Second
+	}
+	// A duty's events go in only while this node holds the duties: with
+	// the lease, a holder frozen past it sends nothing when it wakes.
+	ingest := func(evs []event.Event) error {
+		if !e.master.isMaster() {
+			return errNotHolder
+		}
+		return e.ingestSibling(evs)
 	}
 	if cfg.Redis != nil {
 		rc := *cfg.Redis
@@ -943,7 +966,7 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 		e.redisM = newRedisMetrics(e.cfg.Registerer)
 		log := e.log.With("actor", "redis")
 		d.redis = func() actor.Actor {
-			return &redisSubscriber{cfg: rc, ingest: e.ingestSibling, state: e.redisSt, metrics: e.redisM, log: log}
+			return &redisSubscriber{cfg: rc, ingest: ingest, state: e.redisSt, metrics: e.redisM, log: log}
 		}
 	}
 	var err error

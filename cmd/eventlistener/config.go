@@ -79,6 +79,7 @@ type config struct {
 	NodeAddr           string
 	ClusterName        string
 	NodeHeartbeat      time.Duration
+	DutyLease          time.Duration
 
 	HAProxyStatsURL     string
 	HAProxyRuntimeAddr  string
@@ -173,6 +174,9 @@ func defaultConfig() config {
 		// An entry lives five heartbeats (10 s): a node killed is seen
 		// gone within that, a GC pause or a slow Redis is not a death.
 		NodeHeartbeat: 2 * time.Second,
+		// Renewed every 2 s; a holder that cannot renew steps down after
+		// 4 s, and another node takes over after 6 s to 8 s.
+		DutyLease: 6 * time.Second,
 		// Often enough to see a server go down within seconds; a poll is one
 		// small HTTP request.
 		HAProxyPollInterval: 2 * time.Second,
@@ -293,6 +297,8 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "the registry's key prefix in Redis (NAME:node:ID, NAME:nodes, NAME:nodes:events): nodes with the same name are one cluster"},
 		&cli.DurationFlag{Name: "node-heartbeat", Value: c.NodeHeartbeat, Destination: &c.NodeHeartbeat, Sources: env("node-heartbeat"), Category: "Cluster",
 			Usage: "how often this node renews its registry entry; the entry expires after five missed (a node killed is seen gone after that)"},
+		&cli.DurationFlag{Name: "duty-lease", Value: c.DutyLease, Destination: &c.DutyLease, Sources: env("duty-lease"), Category: "Cluster",
+			Usage: "without --vip, nodes sharing a Redis elect one duty holder (the Redis subscription, HAProxy change events) with a lease of this length in Redis, renewed every third of it; a holder that cannot renew steps down after two thirds, so another takes over within about the lease's length after a holder dies"},
 		&cli.IntFlag{Name: "redis-notify-queue", Value: c.RedisNotifyQueue, Destination: &c.RedisNotifyQueue, Sources: env("redis-notify-queue"), Category: "Redis",
 			Usage: "batch notifications waiting to be published at most; past it they are dropped (and counted), so a slow Redis never slows the stores"},
 		&cli.StringFlag{Name: "redis-notify-channel", Destination: &c.RedisNotifyChannel, Sources: env("redis-notify-channel"), Category: "Redis",
@@ -418,6 +424,12 @@ func (c *config) validateServe() error {
 	positive("http-max-conns", c.HTTPMaxConns > 0, c.HTTPMaxConns)
 	positive("admin-max-conns", c.AdminMaxConns > 0, c.AdminMaxConns)
 	positive("console-max-streams", c.ConsoleMaxStreams > 0, c.ConsoleMaxStreams)
+	if c.DutyLease < 300*time.Millisecond || c.DutyLease > time.Minute {
+		errs = append(errs, fmt.Errorf("--duty-lease must be between 300ms and 1m, got %s", c.DutyLease))
+	}
+	if strings.ContainsAny(c.NodeID, "|/ ") {
+		errs = append(errs, fmt.Errorf("--node-id must not hold '|', '/' or spaces, got %q", c.NodeID))
+	}
 	if c.NodeHeartbeat < 100*time.Millisecond || c.NodeHeartbeat > time.Minute {
 		errs = append(errs, fmt.Errorf("--node-heartbeat must be between 100ms and 1m, got %s", c.NodeHeartbeat))
 	}

@@ -98,6 +98,7 @@ func serve(ctx context.Context, c *config) error {
 			Interval: c.HAProxyPollInterval, Source: source}
 	}
 	var clusterCfg *actors.ClusterConfig
+	var lease *infraredis.Lease
 	if c.redis.Enabled() {
 		reg, err := infraredis.NewRegistry(c.redis, c.ClusterName, 5*c.NodeHeartbeat)
 		if err != nil {
@@ -107,6 +108,13 @@ func serve(ctx context.Context, c *config) error {
 		defer reg.Close()
 		clusterCfg = &actors.ClusterConfig{Registry: reg, NodeID: nodeID(c), Addr: nodeAddr(c), Admin: c.AdminAddr,
 			Version: buildVersion(), Interval: c.NodeHeartbeat}
+		if c.vip == nil {
+			if lease, err = infraredis.NewLease(c.redis, c.ClusterName, nodeID(c), c.DutyLease); err != nil {
+				closeAll(stores)
+				return fmt.Errorf("duty lease: %w", err)
+			}
+			defer lease.Close()
+		}
 	} else {
 		log.Info("this node runs alone: no Redis is configured (--redis-url or --redis-sentinels), so there is no node registry")
 	}
@@ -123,7 +131,7 @@ func serve(ctx context.Context, c *config) error {
 		Redis:    redisCfg,
 		Notifier: notifier, NotifyQueue: c.RedisNotifyQueue,
 		Proxy: proxyCfg, Cluster: clusterCfg,
-		VIP: c.vip, DutyInterval: c.HAProxyPollInterval,
+		VIP: c.vip, DutyInterval: c.HAProxyPollInterval, Lease: lease,
 		Logger: log, Registerer: reg,
 		OnIngest: tail.Offer,
 	})
