@@ -24,6 +24,38 @@ type ProxyConfig struct {
 	Interval time.Duration
 	// Source names HAProxy in the events, e.g. "haproxy://127.0.0.1:8404".
 	Source string
+	// Changes, when set (with Redis), is the cluster's log of the changes
+	// stored: a change event's id comes from the server, its new status
+	// and its number there, and a change the last duty holder stored is
+	// not stored again. Without it ids are random, and a change seen
+	// during a handover may be stored twice or not at all.
+	Changes ChangeLog
+}
+
+// ChangeLog is the cluster's log of stored proxy changes
+// (*infraredis.ChangeLog).
+type ChangeLog interface {
+	Last(ctx context.Context, server string) (status string, seq int64, err error)
+	Record(ctx context.Context, server, status string, seq int64) error
+}
+
+// changeLogTimeout bounds each call to the change log.
+const changeLogTimeout = time.Second
+
+// changeNamespace makes change event ids (UUIDv5).
+var changeNamespace = uuid.MustParse("5b0c8f5e-6a2e-4f7e-9d43-2f3c1c7b9a10")
+
+// changeID is the id of server's change to status as number seq: the
+// same on every node.
+func changeID(server, status string, seq int64) string {
+	return uuid.NewSHA1(changeNamespace, []byte(fmt.Sprintf("%s|%s|%d", server, status, seq))).String()
+}
+
+// claimed is a change whose event is on its way, to be recorded in the
+// change log once it is durable.
+type claimed struct {
+	server, status string
+	seq            int64
 }
 
 // StatusChangedType is the type of the events the watcher stores.
@@ -75,8 +107,10 @@ type proxyState struct {
 	st       ProxyStatus
 	isMaster func() bool
 
-	prev   map[[2]string]haproxy.Stat // touched by the watcher only
-	unsent []event.Event              // touched by the watcher only
+	prev    map[[2]string]haproxy.Stat // touched by the watcher only
+	unsent  []event.Event              // touched by the watcher only
+	claims  []claimed                  // of unsent, touched by the watcher only
+	claimed map[string]int64           // the last number claimed per server, touched by the watcher only
 }
 
 func (p *proxyState) snapshot() ProxySnapshot {
@@ -187,7 +221,20 @@ func (w *proxyWatcher) flush() {
 	if len(st.unsent) == 0 {
 		return
 	}
-	if err := w.ingest(st.unsent); err != nil {
+	err := w.ingest(st.unsent)
+	if err == nil && len(st.claims) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
+		for _, c := range st.claims {
+			if rerr := w.cfg.Changes.Record(ctx, c.server, c.status, c.seq); rerr != nil {
+				// The next holder then stores the change again, with the
+				// same id: the stores keep it once.
+				w.log.Warn("cannot record the HAProxy change in Redis", "server", c.server, "status", c.status, "error", rerr)
+			}
+		}
+		cancel()
+		st.claims = nil
+	}
+	if err != nil {
 		if len(st.unsent) > maxUnsent {
 			w.log.Error("dropping HAProxy change events: the engine refused them too long", "events", len(st.unsent)-maxUnsent)
 			st.unsent = st.unsent[len(st.unsent)-maxUnsent:]
@@ -264,7 +311,10 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 		w.log.Info("HAProxy server status changed", "backend", r.Proxy, "server", r.Server,
 			"from", old.Status, "to", r.Status, "check", r.CheckStatus, "stored", master)
 		if master {
-			changes = append(changes, w.changeEvent(old, r, p.at))
+			ev := w.changeEvent(old, r, p.at)
+			if w.claim(&ev, r.Proxy+"/"+r.Server, status) {
+				changes = append(changes, ev)
+			}
 		}
 	}
 	for k := range w.state.prev {
@@ -286,6 +336,36 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 	if !was && w.state.st.FailedPolls > 0 {
 		w.log.Info("HAProxy reachable again", "servers", len(servers))
 	}
+}
+
+// claim gives a change event its id from the change log; false when the
+// last duty holder stored this change already. Without the log, or when it
+// cannot be read, the event keeps its random id.
+func (w *proxyWatcher) claim(ev *event.Event, server, status string) bool {
+	if w.cfg.Changes == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
+	defer cancel()
+	last, seq, err := w.cfg.Changes.Last(ctx, server)
+	if err != nil {
+		w.log.Warn("cannot read the HAProxy change log in Redis; the change gets an id of its own", "server", server, "error", err)
+		return true
+	}
+	if w.state.claimed == nil {
+		w.state.claimed = map[string]int64{}
+	}
+	if c := w.state.claimed[server]; c > seq {
+		seq = c // a change of this server is on its way already
+	} else if last == status {
+		w.log.Debug("HAProxy change stored by the last duty holder already", "server", server, "status", status, "seq", seq)
+		return false
+	}
+	seq++
+	w.state.claimed[server] = seq
+	ev.ID = changeID(server, status, seq)
+	w.state.claims = append(w.state.claims, claimed{server: server, status: status, seq: seq})
+	return true
 }
 
 func (w *proxyWatcher) changeEvent(old, cur haproxy.Stat, at time.Time) event.Event {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,9 +20,27 @@ type holding struct {
 	sent, recv time.Time
 }
 
+// admins is the nodes' admin URLs, which change when a node restarts.
+type admins struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (a *admins) get() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.urls...)
+}
+
+func (a *admins) set(i int, url string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.urls[i] = url
+}
+
 // watchHolders polls every node's /v1/node and records who says it holds
 // the duties, until stop is closed.
-func watchHolders(nodes []*proc, stop <-chan struct{}, out chan<- []holding) {
+func watchHolders(nodes *admins, stop <-chan struct{}, out chan<- []holding) {
 	client := &http.Client{Timeout: 200 * time.Millisecond}
 	var seen []holding
 	for {
@@ -31,9 +50,9 @@ func watchHolders(nodes []*proc, stop <-chan struct{}, out chan<- []holding) {
 			return
 		default:
 		}
-		for i, p := range nodes {
+		for i, admin := range nodes.get() {
 			sent := time.Now()
-			res, err := client.Get(p.admin + "/v1/node")
+			res, err := client.Get(admin + "/v1/node")
 			if err != nil {
 				continue // frozen or down
 			}
@@ -98,8 +117,12 @@ func TestDutyLeaseHandovers(t *testing.T) {
 		return -1, 0
 	}
 
+	urls := &admins{urls: make([]string, len(nodes))}
+	for i, p := range nodes {
+		urls.set(i, p.admin)
+	}
 	stop, out := make(chan struct{}), make(chan []holding, 1)
-	go watchHolders(nodes, stop, out)
+	go watchHolders(urls, stop, out)
 
 	h, tok := holder(-1)
 	for round := range 5 {
@@ -123,6 +146,7 @@ func TestDutyLeaseHandovers(t *testing.T) {
 	killed := h
 	h, tok = holder(killed)
 	nodes[killed] = startServeIn(t, dirs[killed], args(killed)...)
+	urls.set(killed, nodes[killed].admin)
 	time.Sleep(time.Second)
 	close(stop)
 	seen := <-out

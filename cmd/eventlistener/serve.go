@@ -96,6 +96,15 @@ func serve(ctx context.Context, c *config) error {
 		}
 		proxyCfg = &actors.ProxyConfig{Client: &haproxy.Client{StatsURL: c.HAProxyStatsURL, RuntimeAddr: c.HAProxyRuntimeAddr},
 			Interval: c.HAProxyPollInterval, Source: source}
+		if c.redis.Enabled() {
+			changes, err := infraredis.NewChangeLog(c.redis, c.ClusterName)
+			if err != nil {
+				closeAll(stores)
+				return fmt.Errorf("HAProxy change log: %w", err)
+			}
+			defer changes.Close()
+			proxyCfg.Changes = changes
+		}
 	}
 	var clusterCfg *actors.ClusterConfig
 	var lease *infraredis.Lease
