@@ -112,8 +112,8 @@ func TestComposeRuntimeAPIIsReachableOnlyFromTheEngine(t *testing.T) {
 		}
 	}
 	slices.Sort(members)
-	if !slices.Equal(members, []string{"eventlistener", "haproxy"}) {
-		t.Errorf("network %s is joined by %v, want only eventlistener and haproxy", netName, members)
+	if !slices.Equal(members, []string{"eventlistener", "eventlistener-2", "haproxy"}) {
+		t.Errorf("network %s is joined by %v, want only the engine nodes and haproxy", netName, members)
 	}
 
 	// HAProxy binds the runtime API to that address alone.
@@ -180,5 +180,60 @@ func TestComposeHAProxyConfigIsValid(t *testing.T) {
 	out, err := exec.Command(bin, "-c", "-f", "haproxy.cfg").CombinedOutput()
 	if err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+}
+
+// docker-compose runs two engine nodes behind HAProxy: each its own node id
+// (the host name) and WAL volume, both in haproxy.cfg's backend, both
+// scraped by Prometheus with the alert rules and shown by Grafana.
+func TestComposeRunsTwoNodes(t *testing.T) {
+	p := loadCompose(t)
+	cfg, err := os.ReadFile("haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom, err := os.ReadFile("../prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts, volumes := map[string]bool{}, map[string]bool{}
+	for _, name := range []string{"eventlistener", "eventlistener-2"} {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Hostname == "" || hosts[s.Hostname] {
+			t.Errorf("%s: host name (its node id) %q is empty or taken", name, s.Hostname)
+		}
+		hosts[s.Hostname] = true
+		if len(s.Volumes) != 1 || volumes[s.Volumes[0].Source] {
+			t.Errorf("%s: the WAL volume %v must be its own", name, s.Volumes)
+		} else {
+			volumes[s.Volumes[0].Source] = true
+		}
+		if s.Environment["EVENTLISTENER_REDIS_SENTINELS"] == nil {
+			t.Errorf("%s has no Redis: no registry, no lease", name)
+		}
+		if !strings.Contains(string(cfg), " "+name+":8080 check") {
+			t.Errorf("haproxy.cfg does not send to %s", name)
+		}
+		if !strings.Contains(string(prom), `"`+name+`:8081"`) {
+			t.Errorf("Prometheus does not scrape %s's admin listener", name)
+		}
+	}
+	for _, name := range []string{"prometheus", "grafana"} {
+		s, err := p.GetService(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range s.Volumes {
+			if _, err := os.Stat(v.Source); err != nil {
+				t.Errorf("%s mounts %s, which is not in the repository: %v", name, v.Source, err)
+			}
+		}
+	}
+	bin := testenv.RequireBinary(t, "promtool", "prometheus")
+	if out, err := exec.Command(bin, "check", "config", "--syntax-only", "../prometheus/prometheus.yml").CombinedOutput(); err != nil {
+		t.Fatalf("promtool check config: %v\n%s", err, out)
 	}
 }
