@@ -104,7 +104,19 @@ func startServeIn(t *testing.T, dataDir string, args ...string) *proc {
 // choosing.
 func startBinary(t *testing.T, binary, dataDir string, args ...string) *proc {
 	t.Helper()
-	addr, adminAddr := freeAddr(t), freeAddr(t)
+	return startBinaryAt(t, binary, dataDir, freeAddr(t), args...)
+}
+
+// startServeAt is startServeIn on an ingest address of the test's choosing,
+// to start a node again where a load balancer expects it.
+func startServeAt(t *testing.T, dataDir, addr string, args ...string) *proc {
+	t.Helper()
+	return startBinaryAt(t, binary, dataDir, addr, args...)
+}
+
+func startBinaryAt(t *testing.T, binary, dataDir, addr string, args ...string) *proc {
+	t.Helper()
+	adminAddr := freeAddr(t)
 	p := &proc{url: "http://" + addr, admin: "http://" + adminAddr, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
 	args = append([]string{"serve", "--http-addr", addr, "--admin-addr", adminAddr, "--data-dir", p.dataDir, "--log-level", "debug"}, args...)
 	p.cmd = exec.Command(binary, args...)

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,8 @@ type HAProxyConfig struct {
 	// HTTPCheck makes the checks HTTP ("option httpchk GET /", a 2xx or 3xx
 	// passes) instead of a TCP connect.
 	HTTPCheck bool
+	// HTTPCheckPath is the path HTTPCheck asks for; empty: "/".
+	HTTPCheckPath string
 }
 
 // HAProxyServerName is the name HAProxy gives the i-th server (from 0) of
@@ -204,7 +207,7 @@ func (h *HAProxyProc) hapConfig(cfg HAProxyConfig, names []string, ports []int) 
 		fmt.Fprintf(&b, "    default_backend %s\n", name)
 		fmt.Fprintf(&b, "\nbackend %s\n", name)
 		if cfg.HTTPCheck {
-			fmt.Fprintf(&b, "    option httpchk GET /\n")
+			fmt.Fprintf(&b, "    option httpchk GET %s\n", cmp.Or(cfg.HTTPCheckPath, "/"))
 		}
 		for j, addr := range cfg.Backends[name] {
 			fmt.Fprintf(&b, "    server %s %s check inter %dms fall 1 rise 1\n", HAProxyServerName(j), addr, inter)
