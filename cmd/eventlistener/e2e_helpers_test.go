@@ -76,7 +76,7 @@ type proc struct {
 	err     error
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,7 +114,7 @@ func startServeAt(t *testing.T, dataDir, addr string, args ...string) *proc {
 	return startBinaryAt(t, binary, dataDir, addr, args...)
 }
 
-func startBinaryAt(t *testing.T, binary, dataDir, addr string, args ...string) *proc {
+func startBinaryAt(t testing.TB, binary, dataDir, addr string, args ...string) *proc {
 	t.Helper()
 	adminAddr := freeAddr(t)
 	p := &proc{url: "http://" + addr, admin: "http://" + adminAddr, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
