@@ -15,6 +15,7 @@ import (
 
 	"eventlistener/event"
 	"eventlistener/infra/haproxy"
+	infraredis "eventlistener/infra/redis"
 )
 
 // ProxyConfig says which HAProxy the watcher polls.
@@ -35,8 +36,8 @@ type ProxyConfig struct {
 // ChangeLog is the cluster's log of stored proxy changes
 // (*infraredis.ChangeLog).
 type ChangeLog interface {
-	Last(ctx context.Context, server string) (status string, seq int64, err error)
-	Record(ctx context.Context, server, status string, seq int64) error
+	Last(ctx context.Context, server string) (epoch string, last infraredis.Change, err error)
+	Record(ctx context.Context, epoch, server string, c infraredis.Change) error
 }
 
 // changeLogTimeout bounds each call to the change log.
@@ -45,17 +46,22 @@ const changeLogTimeout = time.Second
 // changeNamespace makes change event ids (UUIDv5).
 var changeNamespace = uuid.MustParse("5b0c8f5e-6a2e-4f7e-9d43-2f3c1c7b9a10")
 
-// changeID is the id of server's change to status as number seq: the
-// same on every node.
-func changeID(server, status string, seq int64) string {
-	return uuid.NewSHA1(changeNamespace, []byte(fmt.Sprintf("%s|%s|%d", server, status, seq))).String()
+// changeID is the id of server's change to status as number seq of the
+// log's epoch: the same on every node.
+func changeID(epoch, server, status string, seq int64) string {
+	return uuid.NewSHA1(changeNamespace, []byte(fmt.Sprintf("%s|%s|%s|%d", epoch, server, status, seq))).String()
 }
+
+// sameChange is the slack between two nodes' reckonings of when a change
+// happened: each takes its poll's time less HAProxy's lastchg (whole
+// seconds).
+const sameChange = 3
 
 // claimed is a change whose event is on its way, to be recorded in the
 // change log once it is durable.
 type claimed struct {
-	server, status string
-	seq            int64
+	epoch, server string
+	change        infraredis.Change
 }
 
 // StatusChangedType is the type of the events the watcher stores.
@@ -110,7 +116,7 @@ type proxyState struct {
 	prev    map[[2]string]haproxy.Stat // touched by the watcher only
 	unsent  []event.Event              // touched by the watcher only
 	claims  []claimed                  // of unsent, touched by the watcher only
-	claimed map[string]int64           // the last number claimed per server, touched by the watcher only
+	claimed map[string]claimed         // the last change claimed per server, touched by the watcher only
 }
 
 func (p *proxyState) snapshot() ProxySnapshot {
@@ -225,10 +231,10 @@ func (w *proxyWatcher) flush() {
 	if err == nil && len(st.claims) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
 		for _, c := range st.claims {
-			if rerr := w.cfg.Changes.Record(ctx, c.server, c.status, c.seq); rerr != nil {
+			if rerr := w.cfg.Changes.Record(ctx, c.epoch, c.server, c.change); rerr != nil {
 				// The next holder then stores the change again, with the
 				// same id: the stores keep it once.
-				w.log.Warn("cannot record the HAProxy change in Redis", "server", c.server, "status", c.status, "error", rerr)
+				w.log.Warn("cannot record the HAProxy change in Redis", "server", c.server, "status", c.change.Status, "error", rerr)
 			}
 		}
 		cancel()
@@ -312,7 +318,8 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 			"from", old.Status, "to", r.Status, "check", r.CheckStatus, "stored", master)
 		if master {
 			ev := w.changeEvent(old, r, p.at)
-			if w.claim(&ev, r.Proxy+"/"+r.Server, status) {
+			at := p.at.Add(-time.Duration(r.LastChangeSeconds) * time.Second).Unix()
+			if w.claim(&ev, r.Proxy+"/"+r.Server, status, at) {
 				changes = append(changes, ev)
 			}
 		}
@@ -339,33 +346,42 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 }
 
 // claim gives a change event its id from the change log; false when the
-// last duty holder stored this change already. Without the log, or when it
+// last duty holder stored this change already (the same status, changed
+// at the same moment by HAProxy's clock). Without the log, or when it
 // cannot be read, the event keeps its random id.
-func (w *proxyWatcher) claim(ev *event.Event, server, status string) bool {
+func (w *proxyWatcher) claim(ev *event.Event, server, status string, at int64) bool {
 	if w.cfg.Changes == nil {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
 	defer cancel()
-	last, seq, err := w.cfg.Changes.Last(ctx, server)
+	epoch, last, err := w.cfg.Changes.Last(ctx, server)
 	if err != nil {
 		w.log.Warn("cannot read the HAProxy change log in Redis; the change gets an id of its own", "server", server, "error", err)
 		return true
 	}
 	if w.state.claimed == nil {
-		w.state.claimed = map[string]int64{}
+		w.state.claimed = map[string]claimed{}
 	}
-	if c := w.state.claimed[server]; c > seq {
-		seq = c // a change of this server is on its way already
-	} else if last == status {
-		w.log.Debug("HAProxy change stored by the last duty holder already", "server", server, "status", status, "seq", seq)
+	seq := last.Seq
+	if c, ok := w.state.claimed[server]; ok && c.epoch == epoch && c.change.Seq > seq {
+		seq = c.change.Seq // a change of this server is on its way already
+	} else if last.Status == status && abs(last.At-at) <= sameChange {
+		w.log.Debug("HAProxy change stored by the last duty holder already", "server", server, "status", status, "seq", last.Seq)
 		return false
 	}
-	seq++
-	w.state.claimed[server] = seq
-	ev.ID = changeID(server, status, seq)
-	w.state.claims = append(w.state.claims, claimed{server: server, status: status, seq: seq})
+	c := claimed{epoch: epoch, server: server, change: infraredis.Change{Status: status, Seq: seq + 1, At: at}}
+	w.state.claimed[server] = c
+	ev.ID = changeID(epoch, server, status, c.change.Seq)
+	w.state.claims = append(w.state.claims, c)
 	return true
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 func (w *proxyWatcher) changeEvent(old, cur haproxy.Stat, at time.Time) event.Event {

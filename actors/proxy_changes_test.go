@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 
 	"eventlistener/event"
 	"eventlistener/infra/haproxy"
@@ -14,28 +15,41 @@ import (
 	"eventlistener/internal/testenv"
 )
 
-// watcherFor is a proxy watcher of one node, master, with the cluster's
-// change log, collecting what it would store.
-func watcherFor(t *testing.T, log ChangeLog, stored *[]event.Event, fail *bool) *proxyWatcher {
-	t.Helper()
-	return &proxyWatcher{cfg: ProxyConfig{Source: "haproxy", Changes: log}, state: &proxyState{isMaster: func() bool { return true }},
-		metrics: newProxyMetrics(prometheus.NewRegistry()),
-		ingest: func(evs []event.Event) error {
-			if *fail {
-				return ErrOverloaded
-			}
-			*stored = append(*stored, evs...)
-			return nil
-		},
-		master: func() bool { return true }, log: slog.New(slog.DiscardHandler)}
+// node is one node's proxy watcher with the cluster's change log,
+// collecting what it would store.
+type node struct {
+	w      *proxyWatcher
+	stored []event.Event
+	fails  bool
+	master bool
 }
 
-func poll(w *proxyWatcher, status string) {
-	w.polled(&proxyPolled{rows: []haproxy.Stat{{Proxy: "web", Server: "s1", Type: haproxy.TypeServer, Status: status}}, at: time.Now().UTC()})
+func newNode(log ChangeLog) *node {
+	n := &node{master: true}
+	n.w = &proxyWatcher{cfg: ProxyConfig{Source: "haproxy", Changes: log}, state: &proxyState{isMaster: func() bool { return n.master }},
+		metrics: newProxyMetrics(prometheus.NewRegistry()),
+		ingest: func(evs []event.Event) error {
+			if n.fails {
+				return ErrOverloaded
+			}
+			n.stored = append(n.stored, evs...)
+			return nil
+		},
+		master: func() bool { return n.master }, log: slog.New(slog.DiscardHandler)}
+	return n
+}
+
+// poll shows the node s1's status at a moment, changed lastchg seconds
+// before it.
+func (n *node) poll(status string, at time.Time, lastchg int64) {
+	n.w.polled(&proxyPolled{rows: []haproxy.Stat{{Proxy: "web", Server: "s1", Type: haproxy.TypeServer, Status: status,
+		LastChangeSeconds: lastchg}}, at: at})
 }
 
 // A change the last duty holder stored is not stored again by the next,
-// and a change it could not finish storing gets the same id from both.
+// a change it could not finish storing gets the same id from both, a
+// change like an earlier one but at another moment is stored, and ids do
+// not repeat when Redis loses the log.
 func TestProxyChangesAreStoredOnceAcrossHandovers(t *testing.T) {
 	srv := testenv.RedisServer(t)
 	log, err := infraredis.NewChangeLog(infraredis.Options{URL: "redis://" + srv.Addr}, "el-test")
@@ -43,42 +57,57 @@ func TestProxyChangesAreStoredOnceAcrossHandovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer log.Close()
-	var a, b []event.Event
-	var aFails, bFails bool
+	t0 := time.Now().UTC().Truncate(time.Second)
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
 
 	// Both nodes saw s1 UP; a, the holder, sees it go DOWN and stores it.
-	wa, wb := watcherFor(t, log, &a, &aFails), watcherFor(t, log, &b, &bFails)
-	poll(wa, "UP")
-	poll(wb, "UP")
-	poll(wa, "DOWN")
-	if len(a) != 1 {
-		t.Fatalf("a stored %d events, want the change", len(a))
+	a, b := newNode(log), newNode(log)
+	a.poll("UP", sec(0), 100)
+	b.poll("UP", sec(0), 100)
+	a.poll("DOWN", sec(1), 0)
+	if len(a.stored) != 1 {
+		t.Fatalf("a stored %d events, want the change", len(a.stored))
 	}
 	// b takes over and sees the same change against its last poll: it is
 	// stored already, so b stores nothing.
-	poll(wb, "DOWN")
-	if len(b) != 0 {
-		t.Fatalf("b stored %v again after a had", b)
+	b.poll("DOWN", sec(2), 1)
+	if len(b.stored) != 0 {
+		t.Fatalf("b stored %v again after a had", b.stored)
 	}
 
-	// s1 comes back UP: b, now the holder, stores it once.
-	poll(wb, "UP")
-	if len(b) != 1 || b[0].ID == a[0].ID {
-		t.Fatalf("b's change: %v", b)
+	// While b is not the holder, s1 comes UP (nobody stores it) and goes
+	// DOWN again: b, holding now, stores this second DOWN.
+	b.master = false
+	b.poll("UP", sec(10), 0)
+	b.master = true
+	b.poll("DOWN", sec(20), 0)
+	if len(b.stored) != 1 || b.stored[0].ID == a.stored[0].ID {
+		t.Fatalf("a second DOWN, 19 s after the first: b stored %v", b.stored)
 	}
 
 	// a's engine refuses the next change (it is stopping, say): it is not
 	// recorded, so b stores it too, and with the same id.
-	poll(wa, "UP")
-	aFails = true
-	poll(wa, "MAINT")
-	poll(wb, "MAINT")
-	aFails = false
-	wa.flush() // a's engine took it in the end
-	if len(b) != 2 || len(a) != 2 || a[1].ID != b[1].ID {
-		t.Fatalf("the change seen by both: a %v, b %v; want one id", a, b)
+	a.poll("DOWN", sec(21), 1)
+	a.fails = true
+	a.poll("MAINT", sec(30), 0)
+	b.poll("MAINT", sec(31), 1)
+	a.fails = false
+	a.w.flush() // a's engine took it in the end
+	if len(b.stored) != 2 || len(a.stored) != 2 || a.stored[1].ID != b.stored[1].ID {
+		t.Fatalf("the change seen by both: a %v, b %v; want one id", a.stored, b.stored)
 	}
-	if _, seq, _ := log.Last(context.Background(), "web/s1"); seq != 3 {
-		t.Fatalf("the change log is at %d, want 3", seq)
+
+	// Redis loses the log (a restart without persistence): the numbering
+	// starts again, and its ids are new.
+	seen := map[string]bool{}
+	for _, e := range append(a.stored, b.stored...) {
+		seen[e.ID] = true
+	}
+	goredis.NewClient(&goredis.Options{Addr: srv.Addr}).FlushAll(context.Background())
+	c := newNode(log)
+	c.poll("UP", sec(40), 0)
+	c.poll("DOWN", sec(41), 0)
+	if len(c.stored) != 1 || seen[c.stored[0].ID] {
+		t.Fatalf("after the log was lost, a change got an id stored before: %v", c.stored)
 	}
 }

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -9,12 +11,22 @@ import (
 )
 
 // ChangeLog keeps, for each HAProxy server, the last status change the
-// cluster stored and its sequence number (the hash PREFIX:haproxy:changes,
-// field BACKEND/SERVER, value "STATUS|SEQ"), so a new duty holder neither
-// stores a change the last one stored nor gives it another id.
+// cluster stored: its status, its sequence number and when HAProxy says it
+// happened (the hash PREFIX:haproxy:changes, field BACKEND/SERVER, value
+// "STATUS|SEQ|UNIX SECONDS"), so a new duty holder neither stores a change
+// the last one stored nor gives it another id. The field "_epoch" holds a
+// random value made when the log is: if Redis loses the log, a new epoch
+// starts, and ids of the new numbering do not repeat the old ones.
 type ChangeLog struct {
 	c   *goredis.Client
 	key string
+}
+
+// Change is a server's last stored change.
+type Change struct {
+	Status string
+	Seq    int64
+	At     int64 // Unix seconds, by HAProxy's lastchg
 }
 
 // NewChangeLog makes the change log of a cluster.
@@ -26,37 +38,47 @@ func NewChangeLog(o Options, prefix string) (*ChangeLog, error) {
 	return &ChangeLog{c: c, key: prefix + ":haproxy:changes"}, nil
 }
 
-// Last is the last stored change of server: its status and sequence
-// number ("" and 0 before the first).
-func (l *ChangeLog) Last(ctx context.Context, server string) (string, int64, error) {
-	v, err := l.c.HGet(ctx, l.key, server).Result()
-	if err == goredis.Nil {
-		return "", 0, nil
+// Last is the log's epoch and server's last stored change (zero before the
+// first).
+func (l *ChangeLog) Last(ctx context.Context, server string) (epoch string, last Change, err error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	if err := l.c.HSetNX(ctx, l.key, "_epoch", hex.EncodeToString(b)).Err(); err != nil {
+		return "", Change{}, err
 	}
+	vals, err := l.c.HMGet(ctx, l.key, "_epoch", server).Result()
 	if err != nil {
-		return "", 0, err
+		return "", Change{}, err
 	}
-	status, seq, _ := strings.Cut(v, "|")
-	n, _ := strconv.ParseInt(seq, 10, 64)
-	return status, n, nil
+	epoch, _ = vals[0].(string)
+	v, _ := vals[1].(string)
+	parts := strings.Split(v, "|")
+	if len(parts) == 3 {
+		last.Status = parts[0]
+		last.Seq, _ = strconv.ParseInt(parts[1], 10, 64)
+		last.At, _ = strconv.ParseInt(parts[2], 10, 64)
+	}
+	return epoch, last, nil
 }
 
 // recordScript sets the last change if its sequence number is above the
-// one stored.
+// one stored, in the same epoch.
 var recordScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], '_epoch') ~= ARGV[4] then return 0 end
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v then
-  local sep = string.find(v, '|', 1, true)
-  if tonumber(string.sub(v, sep + 1)) >= tonumber(ARGV[3]) then return 0 end
+  local a = string.find(v, '|', 1, true)
+  local b = string.find(v, '|', a + 1, true)
+  if tonumber(string.sub(v, a + 1, b - 1)) >= tonumber(ARGV[3]) then return 0 end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[5])
 return 1
 `)
 
-// Record stores server's change to status as number seq, once its event
-// is durable; an older number than the stored one changes nothing.
-func (l *ChangeLog) Record(ctx context.Context, server, status string, seq int64) error {
-	return recordScript.Run(ctx, l.c, []string{l.key}, server, status, seq).Err()
+// Record stores server's change c as the last, once its event is durable;
+// an older number, or another epoch, changes nothing.
+func (l *ChangeLog) Record(ctx context.Context, epoch, server string, c Change) error {
+	return recordScript.Run(ctx, l.c, []string{l.key}, server, c.Status, c.Seq, epoch, c.At).Err()
 }
 
 // Close closes the connection.
