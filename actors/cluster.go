@@ -95,7 +95,9 @@ func (c *cluster) run() {
 
 // beat renews this node's entry, then lists the cluster.
 func (c *cluster) beat() error {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	// Within two intervals, so a slow call cannot outlast the entry (it
+	// lives five).
+	ctx, cancel := context.WithTimeout(context.Background(), min(clusterTimeout, 2*c.cfg.Interval))
 	defer cancel()
 	st := c.e.Status()
 	n := infraredis.Node{ID: c.cfg.NodeID, Addr: c.cfg.Addr, Admin: c.cfg.Admin, Version: c.cfg.Version, StartedAt: c.started,

@@ -27,19 +27,26 @@ type MasterStatus struct {
 type masterState struct {
 	mu sync.Mutex
 	s  MasterStatus
-	// With the lease, the holding is good until until (by the monotonic
-	// clock): past it this node is not master, whatever the duties actor
-	// last decided, so a node frozen past its lease holds nothing when it
-	// wakes.
+	// With the lease, the holding is good until until, by the monotonic
+	// clock and by the wall clock (the monotonic one stops while the
+	// machine is suspended): past it this node is not master, whatever the
+	// duties actor last decided, so a node frozen past its lease holds
+	// nothing when it wakes.
 	leased bool
 	until  time.Time
+}
+
+// holding says whether the lease's holding is still good now.
+func (m *masterState) holding() bool {
+	now := time.Now()
+	return now.Before(m.until) && now.Round(0).Before(m.until.Round(0))
 }
 
 func (m *masterState) get() MasterStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.s
-	if m.leased && s.Master && !time.Now().Before(m.until) {
+	if m.leased && s.Master && !m.holding() {
 		s.Master, s.Token = false, 0
 		s.Reason = "the duty lease was not renewed in time: not holding the duties"
 	}

@@ -515,6 +515,16 @@ func (e *Engine) IngestStored(ctx context.Context, events []event.Event) (map[st
 	}
 }
 
+// dutyIngest is ingestSibling for the duties' events: they go in only
+// while this node holds the duties, so with the lease a holder frozen past
+// it sends nothing when it wakes.
+func (e *Engine) dutyIngest(events []event.Event) error {
+	if !e.master.isMaster() {
+		return errNotHolder
+	}
+	return e.ingestSibling(events)
+}
+
 // ingestSibling is Ingest for the sibling actors: they are stopped before
 // the WAL closes, so they may go on until then even after StopAccepting.
 func (e *Engine) ingestSibling(events []event.Event) error {
@@ -945,14 +955,6 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 	if d.interval <= 0 {
 		d.interval = 2 * time.Second
 	}
-	// A duty's events go in only while this node holds the duties: with
-	// the lease, a holder frozen past it sends nothing when it wakes.
-	ingest := func(evs []event.Event) error {
-		if !e.master.isMaster() {
-			return errNotHolder
-		}
-		return e.ingestSibling(evs)
-	}
 	if cfg.Redis != nil {
 		rc := *cfg.Redis
 		if rc.EventType == "" {
@@ -966,7 +968,7 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 		e.redisM = newRedisMetrics(e.cfg.Registerer)
 		log := e.log.With("actor", "redis")
 		d.redis = func() actor.Actor {
-			return &redisSubscriber{cfg: rc, ingest: ingest, state: e.redisSt, metrics: e.redisM, log: log}
+			return &redisSubscriber{cfg: rc, ingest: e.dutyIngest, state: e.redisSt, metrics: e.redisM, log: log}
 		}
 	}
 	var err error

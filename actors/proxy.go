@@ -240,10 +240,20 @@ func (w *proxyWatcher) flush() {
 		cancel()
 		st.claims = nil
 	}
+	if errors.Is(err, errNotHolder) {
+		// Not recorded in the change log: the next holder stores them,
+		// with the same ids.
+		w.log.Info("this node no longer holds the duties: its HAProxy change events not stored yet are left to the next holder", "events", len(st.unsent))
+		st.unsent, st.claims, st.claimed = nil, nil, nil
+		return
+	}
 	if err != nil {
 		if len(st.unsent) > maxUnsent {
 			w.log.Error("dropping HAProxy change events: the engine refused them too long", "events", len(st.unsent)-maxUnsent)
 			st.unsent = st.unsent[len(st.unsent)-maxUnsent:]
+			if len(st.claims) > maxUnsent {
+				st.claims = st.claims[len(st.claims)-maxUnsent:]
+			}
 		}
 		w.log.Warn("HAProxy change events wait for room in the engine", "events", len(st.unsent), "error", err)
 		return
@@ -409,7 +419,7 @@ func (e *Engine) startProxy(pc ProxyConfig, restart actor.PropsOption) error {
 	log := e.log.With("actor", "proxy")
 	var err error
 	e.proxy, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &proxyWatcher{cfg: pc, state: e.proxySt, metrics: metrics, ingest: e.ingestSibling,
+		return &proxyWatcher{cfg: pc, state: e.proxySt, metrics: metrics, ingest: e.dutyIngest,
 			master: e.master.isMaster, log: log}
 	}, restart), "proxy")
 	if err != nil {

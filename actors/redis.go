@@ -378,6 +378,10 @@ func (s *redisSubscriber) handle(ctx context.Context, m *goredis.Message) {
 		if err == nil {
 			return
 		}
+		if errors.Is(err, errNotHolder) {
+			s.log.Debug("Redis message dropped: this node no longer holds the duties", "channel", m.Channel, "id", ev.ID)
+			return
+		}
 		if !errors.Is(err, ErrOverloaded) {
 			s.log.Error("Redis message dropped", "channel", m.Channel, "id", ev.ID, "error", err)
 			return

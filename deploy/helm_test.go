@@ -127,6 +127,8 @@ func TestHelmChart(t *testing.T) {
 		t.Error("a scaled-down pod's volume must be kept: its WAL may hold acknowledged events")
 	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet.Path != "/healthz":
 		t.Error("probes must be /readyz (readiness) and /healthz (liveness)")
+	case c.LivenessProbe.HTTPGet.Port.String() != "admin":
+		t.Error("liveness must ask the admin listener: the ingest one queues connections under load")
 	case pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds <= 20:
 		t.Error("terminationGracePeriodSeconds must exceed the 20 s shutdown timeout")
 	case strings.HasSuffix(c.Image, ":latest") || !strings.Contains(c.Image, ":"):

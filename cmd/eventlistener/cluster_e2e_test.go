@@ -55,7 +55,7 @@ func waitNodes(t *testing.T, p *proc, want ...string) {
 // leaves at once.
 func TestNodeRegistry(t *testing.T) {
 	r := testenv.RedisServer(t)
-	args := []string{"--redis-url", "redis://" + r.Addr, "--node-heartbeat", "200ms", "--batch-idle", "10ms"}
+	args := []string{"--redis-url", "redis://" + r.Addr, "--node-heartbeat", "500ms", "--batch-idle", "10ms"}
 	a := startServe(t, append(args, "--node-id", "node-a")...)
 	bDir := t.TempDir()
 	b := startServeIn(t, bDir, append(args, "--node-id", "node-b")...)

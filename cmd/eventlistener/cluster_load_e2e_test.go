@@ -29,7 +29,7 @@ func TestClusterSurvivesANodeKilledUnderLoad(t *testing.T) {
 	args := func(i int) []string {
 		return []string{"--database-url", pg.URL, "--elasticsearch-url", esURL, "--elasticsearch-index", index,
 			"--redis-url", "redis://" + r.Addr, "--node-id", fmt.Sprint("node-", i),
-			"--node-heartbeat", "200ms", "--duty-lease", "900ms", "--batch-idle", "20ms"}
+			"--node-heartbeat", "500ms", "--duty-lease", "900ms", "--batch-idle", "20ms"}
 	}
 	for i := range n {
 		addrs[i], dirs[i] = freeAddr(t), t.TempDir()
@@ -84,16 +84,18 @@ func TestClusterSurvivesANodeKilledUnderLoad(t *testing.T) {
 
 	time.Sleep(1500 * time.Millisecond)
 	holder := -1
-	for i, p := range nodes {
-		var st struct{ Master struct{ Master bool } }
-		res, err := http.Get(p.admin + "/v1/node")
-		if err != nil {
-			t.Fatal(err)
-		}
-		json.NewDecoder(res.Body).Decode(&st)
-		res.Body.Close()
-		if st.Master.Master {
-			holder = i
+	for deadline := time.Now().Add(5 * time.Second); holder < 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for i, p := range nodes {
+			var st struct{ Master struct{ Master bool } }
+			res, err := http.Get(p.admin + "/v1/node")
+			if err != nil {
+				continue
+			}
+			json.NewDecoder(res.Body).Decode(&st)
+			res.Body.Close()
+			if st.Master.Master {
+				holder = i
+			}
 		}
 	}
 	if holder < 0 {
@@ -145,9 +147,9 @@ func TestClusterSurvivesANodeKilledUnderLoad(t *testing.T) {
 	acked.Range(func(_, _ any) bool { want++; return true })
 	t.Logf("%d requests acknowledged (%d events), %d retries; the duties moved %s after the kill",
 		posts.Load(), want, retries.Load(), tookOver.Round(10*time.Millisecond))
-	// Every acknowledged event once; a request whose answer was lost in the
-	// kill may have been stored and sent again: its ids are stored once too.
-	waitQuery(t, pg, `SELECT count(*) = count(DISTINCT id) FROM events`, "t")
+	// Every acknowledged event, once (the id is the primary key; a request
+	// whose answer was lost in the kill and was sent again is stored once
+	// too), and Elasticsearch holds as many.
 	var missing int
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -138,7 +138,9 @@ func (r *Registry) List(ctx context.Context) ([]Node, error) {
 	for i, id := range ids {
 		h := cmds[i].Val()
 		if len(h) == 0 {
-			removed, err := r.c.ZRem(ctx, r.index(), id).Result()
+			// Taken out only if its entry is still gone: the node may have
+			// renewed it since (a slow heartbeat), and is not down then.
+			removed, err := reapScript.Run(ctx, r.c, []string{r.key(id), r.index()}, id).Int()
 			if err != nil {
 				return nil, err
 			}
@@ -155,6 +157,13 @@ func (r *Registry) List(ctx context.Context) ([]Node, error) {
 	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
 	return nodes, nil
 }
+
+// reapScript takes a node out of the index if its entry is gone; 1 if it
+// did (so one lister announces node.down).
+var reapScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+return redis.call('ZREM', KEYS[2], ARGV[1])
+`)
 
 func parseNode(h map[string]string) Node {
 	n := Node{ID: h["id"], Addr: h["addr"], Admin: h["admin"], Version: h["version"], Role: h["role"]}
