@@ -117,6 +117,7 @@ type proxyState struct {
 	unsent  []event.Event              // touched by the watcher only
 	claims  []claimed                  // of unsent, touched by the watcher only
 	claimed map[string]claimed         // the last change claimed per server, touched by the watcher only
+	held    bool                       // this node held the duties at the last poll, touched by the watcher only
 }
 
 func (p *proxyState) snapshot() ProxySnapshot {
@@ -320,6 +321,21 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 		}
 		w.metrics.serverUp.WithLabelValues(r.Proxy, r.Server).Set(up)
 		old, seen := w.state.prev[k]
+		if master && !w.state.held && w.cfg.Changes != nil {
+			// Just took the duties: what the cluster stored last is the
+			// baseline, so a change the last holder saw and did not store
+			// (it lost the duties first) is stored now.
+			// (The same status: the usual comparison below, by moment.)
+			if last, ok := w.lastStored(r.Proxy + "/" + r.Server); ok && last != status {
+				w.metrics.changes.Inc()
+				ev := w.changeEvent(haproxy.Stat{Status: last}, r, p.at)
+				at := p.at.Add(-time.Duration(r.LastChangeSeconds) * time.Second).Unix()
+				if w.claim(&ev, r.Proxy+"/"+r.Server, status, at) {
+					changes = append(changes, ev)
+				}
+				continue
+			}
+		}
 		if !seen || haproxy.NormalizeStatus(old.Status) == status {
 			continue
 		}
@@ -340,6 +356,7 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 		}
 	}
 	w.state.prev = cur
+	w.state.held = master
 	w.state.unsent = append(w.state.unsent, changes...)
 	w.flush()
 
@@ -385,6 +402,18 @@ func (w *proxyWatcher) claim(ev *event.Event, server, status string, at int64) b
 	ev.ID = changeID(epoch, server, status, c.change.Seq)
 	w.state.claims = append(w.state.claims, c)
 	return true
+}
+
+// lastStored is the status the cluster last stored for server; false
+// when the log has none or cannot be read.
+func (w *proxyWatcher) lastStored(server string) (string, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
+	defer cancel()
+	_, last, err := w.cfg.Changes.Last(ctx, server)
+	if err != nil || last.Status == "" {
+		return "", false
+	}
+	return last.Status, true
 }
 
 func abs(v int64) int64 {

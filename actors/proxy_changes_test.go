@@ -29,6 +29,9 @@ func newNode(log ChangeLog) *node {
 	n.w = &proxyWatcher{cfg: ProxyConfig{Source: "haproxy", Changes: log}, state: &proxyState{isMaster: func() bool { return n.master }},
 		metrics: newProxyMetrics(prometheus.NewRegistry()),
 		ingest: func(evs []event.Event) error {
+			if !n.master {
+				return errNotHolder // as the engine's dutyIngest
+			}
 			if n.fails {
 				return ErrOverloaded
 			}
@@ -95,6 +98,27 @@ func TestProxyChangesAreStoredOnceAcrossHandovers(t *testing.T) {
 	a.w.flush() // a's engine took it in the end
 	if len(b.stored) != 2 || len(a.stored) != 2 || a.stored[1].ID != b.stored[1].ID {
 		t.Fatalf("the change seen by both: a %v, b %v; want one id", a.stored, b.stored)
+	}
+
+	// a sees a change and loses the duties before its engine takes it; b
+	// saw it as a member, so it sees no change when it takes the duties:
+	// it stores the change against the log, with the id a gave it.
+	b.master = false
+	a.poll("MAINT", sec(32), 2)
+	b.poll("MAINT", sec(32), 2)
+	a.fails = true
+	a.poll("UP", sec(35), 0)
+	if len(a.w.state.unsent) != 1 {
+		t.Fatalf("a kept %d events waiting, want the UP", len(a.w.state.unsent))
+	}
+	lostID := a.w.state.unsent[0].ID
+	b.poll("UP", sec(35), 0)
+	a.master, a.fails = false, false
+	a.w.flush() // refused: a no longer holds the duties
+	b.master = true
+	b.poll("UP", sec(36), 1)
+	if n := len(b.stored); n != 3 || b.stored[2].ID != lostID {
+		t.Fatalf("the change a could not store: b stored %v, want it with a's id %s", b.stored[2:], lostID)
 	}
 
 	// Redis loses the log (a restart without persistence): the numbering
