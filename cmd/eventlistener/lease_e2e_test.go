@@ -87,35 +87,7 @@ func TestDutyLeaseHandovers(t *testing.T) {
 		dirs[i] = t.TempDir()
 		nodes[i] = startServeIn(t, dirs[i], args(i)...)
 	}
-	holder := func(exclude int) (int, int64) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			for i, p := range nodes {
-				if i == exclude {
-					continue
-				}
-				var n struct {
-					Master struct {
-						Master bool
-						Token  int64 `json:"fencing_token"`
-					}
-				}
-				res, err := (&http.Client{Timeout: 200 * time.Millisecond}).Get(p.admin + "/v1/node")
-				if err != nil {
-					continue
-				}
-				json.NewDecoder(res.Body).Decode(&n)
-				res.Body.Close()
-				if n.Master.Master {
-					return i, n.Master.Token
-				}
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		t.Fatalf("no node took the duties within 5s (excluding node %d)", exclude)
-		return -1, 0
-	}
+	holder := func(exclude int) (int, int64) { t.Helper(); return dutyHolder(t, nodes, exclude) }
 
 	urls := &admins{urls: make([]string, len(nodes))}
 	for i, p := range nodes {
@@ -186,4 +158,35 @@ func TestDutyLeaseHandovers(t *testing.T) {
 	for _, p := range nodes {
 		p.stop(t)
 	}
+}
+
+// dutyHolder waits up to 5 s for a node but exclude (-1: none) to say it
+// holds the duties, and returns it and its fencing token.
+func dutyHolder(t *testing.T, nodes []*proc, exclude int) (int, int64) {
+	t.Helper()
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for i, p := range nodes {
+			if i == exclude {
+				continue
+			}
+			var n struct {
+				Master struct {
+					Master bool
+					Token  int64 `json:"fencing_token"`
+				}
+			}
+			res, err := client.Get(p.admin + "/v1/node")
+			if err != nil {
+				continue
+			}
+			json.NewDecoder(res.Body).Decode(&n)
+			res.Body.Close()
+			if n.Master.Master {
+				return i, n.Master.Token
+			}
+		}
+	}
+	t.Fatalf("no node took the duties within 5s (excluding node %d)", exclude)
+	return -1, 0
 }

@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,25 +30,8 @@ func TestProxyChangesStoredOnceAcrossLeaseHandovers(t *testing.T) {
 	}
 	holder := func(exclude int) int {
 		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			for i, p := range nodes {
-				if i == exclude {
-					continue
-				}
-				var n struct{ Master struct{ Master bool } }
-				res, err := (&http.Client{Timeout: 200 * time.Millisecond}).Get(p.admin + "/v1/node")
-				if err != nil {
-					continue
-				}
-				json.NewDecoder(res.Body).Decode(&n)
-				res.Body.Close()
-				if n.Master.Master {
-					return i
-				}
-			}
-		}
-		t.Fatalf("no node took the duties within 5s (excluding node %d)", exclude)
-		return -1
+		i, _ := dutyHolder(t, nodes, exclude)
+		return i
 	}
 	disabled := false
 	toggle := func() {
