@@ -842,26 +842,35 @@ type SinkStatus struct {
 
 // HideDetails blanks what may name hosts, users or paths: the stores',
 // Redis's and HAProxy's errors and the WAL's folder, for callers without
-// the admin token.
+// the admin token. It changes what n points to (its Redis and Proxy).
 func (n *NodeStatus) HideDetails() {
-	const hidden = "hidden"
-	blank := func(s *string) {
-		if *s != "" {
-			*s = hidden
-		}
-	}
 	for i := range n.Sinks {
-		blank(&n.Sinks[i].Error)
-		blank(&n.Sinks[i].LastError)
+		n.Sinks[i].HideDetails()
 	}
-	blank(&n.WAL.Dir)
-	blank(&n.WAL.Error)
-	blank(&n.NotReady)
+	HideDetail(&n.WAL.Dir)
+	HideDetail(&n.WAL.Error)
+	HideDetail(&n.NotReady)
 	if n.Redis != nil {
-		blank(&n.Redis.LastError)
+		n.Redis.HideDetails()
 	}
 	if n.Proxy != nil {
-		blank(&n.Proxy.Error)
+		HideDetail(&n.Proxy.Error)
+	}
+}
+
+// HideDetails blanks the sink's errors.
+func (s *SinkStatus) HideDetails() {
+	HideDetail(&s.Error)
+	HideDetail(&s.LastError)
+}
+
+// HideDetails blanks the subscription's error.
+func (r *RedisStatus) HideDetails() { HideDetail(&r.LastError) }
+
+// HideDetail replaces a detail that is there with "hidden".
+func HideDetail(s *string) {
+	if *s != "" {
+		*s = "hidden"
 	}
 }
 

@@ -481,3 +481,24 @@ func TestStreamsOutliveTheServersTimeouts(t *testing.T) {
 	}
 	t.Fatalf("the stream ended after %s and %d messages, past the server's timeouts", time.Since(start), n)
 }
+
+// Hiding makes a copy: the full state, which admin streams share, keeps
+// every detail.
+func TestHideLeavesTheFullStateAlone(t *testing.T) {
+	full := State{
+		Node:  actors.NodeStatus{WAL: actors.WALStatus{Dir: "/data/wal"}, Proxy: &actors.ProxyStatus{Error: "dial 10.0.0.9"}},
+		Sinks: []SinkView{{SinkStatus: actors.SinkStatus{Name: "postgres", LastError: "password for alice"}}},
+		Redis: &RedisView{RedisStatus: actors.RedisStatus{LastError: "redis 10.0.0.7"}},
+		Proxy: &actors.ProxySnapshot{Error: "haproxy 10.0.0.8"},
+	}
+	pub := hide(full)
+	for _, s := range []string{pub.Node.WAL.Dir, pub.Node.Proxy.Error, pub.Sinks[0].LastError, pub.Redis.LastError, pub.Proxy.Error} {
+		if s != "hidden" {
+			t.Errorf("a detail reads %q without the token", s)
+		}
+	}
+	if full.Node.WAL.Dir != "/data/wal" || full.Node.Proxy.Error != "dial 10.0.0.9" || full.Sinks[0].LastError != "password for alice" ||
+		full.Redis.LastError != "redis 10.0.0.7" || full.Proxy.Error != "haproxy 10.0.0.8" {
+		t.Errorf("hiding changed the full state: %+v", full)
+	}
+}

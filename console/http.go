@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	sse "github.com/tmaxmax/go-sse"
 
+	"eventlistener/actors"
 	"eventlistener/sinks/fallback"
 )
 
@@ -128,10 +130,12 @@ func (c *Console) stats(ec echo.Context) error {
 	return ec.JSON(http.StatusOK, StatsBody{History: c.hist.last(n), State: snap.state(c.authorized(ec.Request()))})
 }
 
-// stream is one open server-sent events response.
+// stream is one open server-sent events response; done closes when the
+// client goes or the console stops.
 type stream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	done <-chan struct{}
 }
 
 // streamWriteTimeout bounds each write: a client that stopped reading is
@@ -154,7 +158,9 @@ func (c *Console) startStream(ec echo.Context) (*stream, func(), error) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	return &stream{w: w, rc: rc}, release, nil
+	ctx, cancel := context.WithCancel(ec.Request().Context())
+	stopWith := context.AfterFunc(c.ctx, cancel)
+	return &stream{w: w, rc: rc, done: ctx.Done()}, func() { stopWith(); cancel(); release() }, nil
 }
 
 func (s *stream) send(typ string, data []byte) error {
@@ -190,12 +196,9 @@ func (c *Console) statsStream(ec echo.Context) error {
 	if len(hist) > 0 {
 		lastT = hist[len(hist)-1].Time
 	}
-	ctx := ec.Request().Context()
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.ctx.Done():
+		case <-s.done:
 			return nil
 		case snap := <-ch:
 			if snap.sample.Time <= lastT {
@@ -238,13 +241,10 @@ func (c *Console) tailStream(ec echo.Context) error {
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	ctx := ec.Request().Context()
 	var matched, shown int64
 	for {
 		select {
-		case <-ctx.Done():
-			return nil
-		case <-c.ctx.Done():
+		case <-s.done:
 			return nil
 		case e := <-sub.ch:
 			if err := s.send("event", encode(e)); err != nil {
@@ -265,8 +265,8 @@ func (c *Console) replayStatus(ec echo.Context) error {
 	if st == nil {
 		return ec.JSON(http.StatusNotFound, errorBody{Error: "no replay was started since the engine started"})
 	}
-	if !c.authorized(ec.Request()) && st.Error != "" {
-		st.Error = "hidden"
+	if !c.authorized(ec.Request()) {
+		actors.HideDetail(&st.Error)
 	}
 	return ec.JSON(http.StatusOK, st)
 }

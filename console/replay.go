@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -51,18 +52,13 @@ type replays struct {
 	sinks   map[string]sinks.Sink
 	retry   sinks.Retry
 	ingest  func([]event.Event) error
-	log     logger
+	log     *slog.Logger
 
 	mu      sync.Mutex // orders starts and ends
 	last    atomic.Pointer[ReplayStatus]
 	done    atomic.Int64
 	running bool
 	wg      sync.WaitGroup
-}
-
-type logger interface {
-	Info(msg string, args ...any)
-	Error(msg string, args ...any)
 }
 
 // status is the last replay's, or nil. It takes no lock: the sampler

@@ -317,45 +317,36 @@ func buildState(o *Options, cur counters, node actors.NodeStatus, backlog map[st
 	return st
 }
 
-// hide is the state as a client without the admin token sees it.
+// hide is the state as a client without the admin token sees it; st
+// itself (the full state, shared) is left as it is.
 func hide(st State) State {
-	n := st.Node
-	n.Sinks = make([]actors.SinkStatus, len(st.Sinks))
-	for i := range st.Sinks {
-		n.Sinks[i] = st.Sinks[i].SinkStatus
-	}
-	if st.Redis != nil {
-		r := st.Redis.RedisStatus
-		n.Redis = &r
-	}
-	if st.Proxy != nil && st.Proxy.Error != "" {
-		p := *st.Proxy
-		p.Error = "hidden"
-		st.Proxy = &p
-	}
-	n.HideDetails()
 	out := st
+	if st.Node.Proxy != nil {
+		p := *st.Node.Proxy
+		out.Node.Proxy = &p
+	}
+	out.Node.HideDetails() // its Sinks and Redis are in out.Sinks and out.Redis
 	out.Sinks = make([]SinkView, len(st.Sinks))
-	for i := range st.Sinks {
-		out.Sinks[i] = st.Sinks[i]
-		out.Sinks[i].SinkStatus = n.Sinks[i]
+	for i, s := range st.Sinks {
+		s.SinkStatus.HideDetails()
+		out.Sinks[i] = s
 	}
 	if st.Redis != nil {
 		r := *st.Redis
-		r.RedisStatus = *n.Redis
-		r.Channels = st.Redis.Channels
+		r.RedisStatus.HideDetails()
 		out.Redis = &r
 	}
-	if out.Cluster.Error != "" {
-		out.Cluster.Error = "hidden"
+	if st.Proxy != nil {
+		p := *st.Proxy
+		actors.HideDetail(&p.Error)
+		out.Proxy = &p
 	}
-	if st.Replay != nil && st.Replay.Error != "" {
+	actors.HideDetail(&out.Cluster.Error)
+	if st.Replay != nil {
 		r := *st.Replay
-		r.Error = "hidden"
+		actors.HideDetail(&r.Error)
 		out.Replay = &r
 	}
-	n.Sinks, n.Redis = nil, nil
-	out.Node = n
 	out.Hidden = "errors and paths are shown with the admin token"
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,7 +121,7 @@ func TestClusterSurvivesANodeKilledUnderLoad(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		stored := map[string]bool{}
-		for _, id := range splitLines(pg.Psql(t, `SELECT id FROM events`)) {
+		for _, id := range strings.Fields(pg.Psql(t, `SELECT id FROM events`)) {
 			stored[id] = true
 		}
 		missing = 0
@@ -145,14 +146,4 @@ func TestClusterSurvivesANodeKilledUnderLoad(t *testing.T) {
 	for _, p := range nodes {
 		p.stop(t)
 	}
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for _, l := range bytes.Split([]byte(s), []byte("\n")) {
-		if len(l) > 0 {
-			out = append(out, string(l))
-		}
-	}
-	return out
 }
