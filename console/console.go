@@ -90,11 +90,12 @@ type Console struct {
 	backlogLast map[string]fallback.SinkBacklog
 	started     atomic.Bool
 
-	streams  chan struct{} // a slot per open stream
-	streamsG prometheus.Gauge
-	ctx      context.Context
-	cancel   context.CancelFunc
-	done     chan struct{}
+	streams    chan struct{} // a slot per open stream
+	streamsG   prometheus.Gauge
+	tailEvents *prometheus.CounterVec
+	ctx        context.Context
+	cancel     context.CancelFunc
+	done       chan struct{}
 }
 
 // New makes a console; Run samples.
@@ -137,7 +138,20 @@ func New(o Options) *Console {
 	max := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_console_streams_max",
 		Help: "Most console streams open at once (--console-max-streams); more get 503."})
 	max.Set(float64(o.MaxStreams))
-	o.Registerer.MustRegister(c.streamsG, max)
+	kept := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventlistener_console_history_samples",
+		Help: "One-second samples the console keeps (bound: eventlistener_console_history_max_samples, --console-history)."},
+		func() float64 { return float64(c.hist.len()) })
+	keptMax := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_console_history_max_samples",
+		Help: "Most one-second samples the console keeps (--console-history)."})
+	keptMax.Set(float64(len(c.hist.ring)))
+	tailMax := prometheus.NewGauge(prometheus.GaugeOpts{Name: "eventlistener_console_tail_rate_max",
+		Help: "Most events a second each live tail shows (--console-tail-rate); the rest it skips."})
+	tailMax.Set(float64(o.Tail.rate))
+	c.tailEvents = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "eventlistener_console_tail_events_total",
+		Help: "Events live tails matched, by outcome: shown, or skipped (above --console-tail-rate, or a slow client)."}, []string{"outcome"})
+	c.tailEvents.WithLabelValues("shown")
+	c.tailEvents.WithLabelValues("skipped")
+	o.Registerer.MustRegister(c.streamsG, max, kept, keptMax, tailMax, c.tailEvents)
 	return c
 }
 

@@ -252,6 +252,8 @@ func (c *Console) tailStream(ec echo.Context) error {
 			}
 		case <-t.C:
 			m, sh := sub.matched.Load(), sub.shown.Load()
+			c.tailEvents.WithLabelValues("shown").Add(float64(sh - shown))
+			c.tailEvents.WithLabelValues("skipped").Add(float64((m - matched) - (sh - shown)))
 			if err := s.send("rate", encode(tailRate{Matched: m - matched, Shown: sh - shown})); err != nil {
 				return nil
 			}

@@ -250,6 +250,16 @@ func (h *history) add(s Sample) {
 	h.full = h.full || h.next == 0
 }
 
+// len is how many samples the ring holds.
+func (h *history) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.full {
+		return len(h.ring)
+	}
+	return h.next
+}
+
 // last returns the last n samples (all with n < 0), oldest first.
 func (h *history) last(n int) []Sample {
 	h.mu.Lock()
