@@ -793,20 +793,22 @@ func (s *Sentinels) agreedMaster() (string, error) {
 
 // logs returns the end of every process's log, for failure messages.
 func (s *Sentinels) logs() string {
-	const maxLines = 80
 	var b strings.Builder
-	show := func(name string, r *Redis) {
-		lines := strings.Split(strings.TrimRight(r.Log(), "\n"), "\n")
-		if len(lines) > maxLines {
-			lines = append([]string{fmt.Sprintf("(%d earlier lines left out)", len(lines)-maxLines)}, lines[len(lines)-maxLines:]...)
-		}
-		fmt.Fprintf(&b, "--- %s %s (pid %d) log:\n%s\n", name, r.Addr, r.Pid(), strings.Join(lines, "\n"))
-	}
 	for i, n := range s.Nodes {
-		show(fmt.Sprintf("node %d", i), n)
+		n.logTail(&b, fmt.Sprintf("node %d", i), 80)
 	}
 	for i, sn := range s.sentinels {
-		show(fmt.Sprintf("sentinel %d", i), sn)
+		sn.logTail(&b, fmt.Sprintf("sentinel %d", i), 80)
 	}
 	return b.String()
+}
+
+// logTail writes the last maxLines lines of the server's log to b, headed
+// by name.
+func (r *Redis) logTail(b *strings.Builder, name string, maxLines int) {
+	lines := strings.Split(strings.TrimRight(r.Log(), "\n"), "\n")
+	if len(lines) > maxLines {
+		lines = append([]string{fmt.Sprintf("(%d earlier lines left out)", len(lines)-maxLines)}, lines[len(lines)-maxLines:]...)
+	}
+	fmt.Fprintf(b, "--- %s %s (pid %d) log:\n%s\n", name, r.Addr, r.Pid(), strings.Join(lines, "\n"))
 }
