@@ -9,10 +9,11 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"eventlistener/infra/vip"
+	"eventlistener/sources"
 )
 
 // MasterStatus says whether this node runs the duties that must run once
-// (the Redis subscription, the proxy watcher's change events), and why.
+// (the singleton sources, the proxy watcher's change events), and why.
 type MasterStatus struct {
 	Master bool      `json:"master"`
 	Reason string    `json:"reason"`
@@ -66,27 +67,43 @@ func (m *masterState) isMaster() bool { return m.get().Master }
 // vipChecked carries one VIP check to the duties actor.
 type vipChecked struct{ status vip.Status }
 
-// duties decides whether this node is master and runs the master's
-// duties: with a VIP, while an interface holds it (checked every interval);
-// without, always. It owns the Redis subscriber as a supervised child,
-// spawned when the node becomes master and stopped when it stops being.
+// duties decides whether this node is master and runs the sources: with a
+// VIP, master while an interface holds it (checked every interval); with
+// the lease, while this node holds it; with neither, always. It supervises
+// one runner per source: those that run on every node from its start, the
+// singletons while this node is master.
 type duties struct {
 	e        *Engine
 	vip      *vip.Checker
 	lease    *leaseChecker // without a VIP, with Redis
 	interval time.Duration
-	redis    func() actor.Actor // nil: no Redis
 	log      *slog.Logger
 
 	cancel     context.CancelFunc
-	subscriber *actor.PID
-	decided    bool // set has run once in this instance
+	singletons map[*sourceState]*actor.PID // running
+	decided    bool                        // set has run once in this instance
 	isMaster   bool
+}
+
+// spawn starts st's runner as a child.
+func (d *duties) spawn(c actor.Context, st *sourceState) *actor.PID {
+	r := func() actor.Actor {
+		return &sourceRunner{st: st, metrics: d.e.metrics, log: d.e.log.With("source", st.src.Name())}
+	}
+	pid := c.Spawn(actor.PropsFromProducer(r))
+	st.setRunning(d.e.metrics, true)
+	return pid
 }
 
 func (d *duties) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
+		d.singletons = map[*sourceState]*actor.PID{}
+		for _, st := range d.e.sources {
+			if st.src.Placement() != sources.Singleton {
+				d.spawn(c, st)
+			}
+		}
 		var checker interface{ Check() vip.Status }
 		switch {
 		case d.vip != nil:
@@ -118,6 +135,10 @@ func (d *duties) Receive(c actor.Context) {
 		if d.cancel != nil {
 			d.cancel()
 		}
+	case *actor.Stopped:
+		for _, st := range d.e.sources {
+			st.setRunning(d.e.metrics, false)
+		}
 	}
 }
 
@@ -145,17 +166,18 @@ func (d *duties) set(c actor.Context, s vip.Status) {
 	if s.Master {
 		d.e.metrics.master.Set(1)
 		d.log.Info("this node is master: running the master's duties", "reason", s.Reason)
-		if d.redis != nil && d.subscriber == nil {
-			d.subscriber = c.Spawn(actor.PropsFromProducer(d.redis))
-			d.e.redisSt.update(func(st *RedisStatus) { st.Running = true })
+		for _, st := range d.e.sources {
+			if st.src.Placement() == sources.Singleton && d.singletons[st] == nil {
+				d.singletons[st] = d.spawn(c, st)
+			}
 		}
 		return
 	}
 	d.e.metrics.master.Set(0)
 	d.log.Info("this node is not master: pausing the master's duties", "reason", s.Reason)
-	if d.subscriber != nil {
-		c.Poison(d.subscriber)
-		d.subscriber = nil
-		d.e.redisSt.update(func(st *RedisStatus) { st.Running = false })
+	for st, pid := range d.singletons {
+		c.Poison(pid)
+		delete(d.singletons, st)
+		st.setRunning(d.e.metrics, false)
 	}
 }

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	infraredis "eventlistener/infra/redis"
 	"eventlistener/infra/vip"
 	"eventlistener/internal/testenv"
 	"eventlistener/sinks"
+	"eventlistener/sources"
 )
 
 func mustVIP(t *testing.T, s string) *vip.Checker {
@@ -25,41 +25,40 @@ func mustVIP(t *testing.T, s string) *vip.Checker {
 }
 
 // waitMaster waits until the engine's node status says master == want
-// and the Redis subscriber runs (or not) to match.
-func waitMaster(t *testing.T, e *testEngine, want bool, within time.Duration) {
+// and its singleton source runs (or not) to match.
+func waitMaster(t *testing.T, e *testEngine, src *fakeSource, want bool, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var n NodeStatus
 	for time.Now().Before(deadline) {
 		n = e.Node(context.Background())
-		if !n.Master.Since.IsZero() && n.Master.Master == want && n.Redis.Running == want && n.Redis.Subscribed == want {
+		if !n.Master.Since.IsZero() && n.Master.Master == want && n.Source(src.name).Running == want && src.active() == want {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("within %v: master=%v (%s), redis running=%v subscribed=%v; want %v",
-		within, n.Master.Master, n.Master.Reason, n.Redis.Running, n.Redis.Subscribed, want)
+	t.Fatalf("within %v: master=%v (%s), source running=%v (Run active: %v); want %v",
+		within, n.Master.Master, n.Master.Reason, n.Source(src.name).Running, src.active(), want)
 }
 
 func TestVIPDecidesTheMasterDuties(t *testing.T) {
-	r := testenv.RedisServer(t)
-	newEngine := func(vipAddr string) (*testEngine, *fakeSink) {
-		s := newFakeSink("a")
+	newEngine := func(vipAddr string) (*testEngine, *fakeSink, *fakeSource) {
+		s, src := newFakeSink("a"), newFakeSource("single", sources.Singleton)
 		e := startEngine(t, Config{Sinks: []sinks.Sink{s}, MaxEvents: 1, VIP: mustVIP(t, vipAddr), DutyInterval: 50 * time.Millisecond,
-			Redis: &RedisConfig{Options: infraredis.Options{URL: "redis://" + r.Addr}, Channels: []string{"events"}}})
-		return e, s
+			Sources: []sources.Source{src}})
+		return e, s, src
 	}
-	holder, stored := newEngine("127.0.0.1")
+	holder, stored, hs := newEngine("127.0.0.1")
 	// 192.0.2.10 is TEST-NET-1: no interface here holds it; it is never contacted.
-	other, notStored := newEngine("192.0.2.10")
-	waitMaster(t, holder, true, 5*time.Second)
-	waitMaster(t, other, false, 5*time.Second)
+	other, notStored, otherSrc := newEngine("192.0.2.10")
+	waitMaster(t, holder, hs, true, 5*time.Second)
+	waitMaster(t, other, otherSrc, false, 5*time.Second)
 	if n := other.Node(context.Background()); !strings.Contains(n.Master.Reason, "no interface") || n.Master.VIP != "192.0.2.10" {
 		t.Fatalf("master status = %+v", n.Master)
 	}
-	publishUntil(t, r, "events", func() bool { return stored.count() >= 3 })
-	if notStored.count() != 0 {
-		t.Fatalf("the node without the VIP stored %d Redis events", notStored.count())
+	waitFor(t, "the singleton's events stored", func() bool { return stored.count() >= 3 })
+	if notStored.count() != 0 || otherSrc.runs.Load() != 0 {
+		t.Fatalf("the node without the VIP ran its singleton %d times and stored %d of its events", otherSrc.runs.Load(), notStored.count())
 	}
 }
 
@@ -101,23 +100,23 @@ func TestVIPMoves(t *testing.T) {
 
 	// Inside the namespace: its own loopback, nothing else.
 	ip := testenv.RequireBinary(t, "ip", "iproute2")
-	r := testenv.RedisServer(t)
+	src := newFakeSource("single", sources.Singleton)
 	e := startEngine(t, Config{Sinks: []sinks.Sink{newFakeSink("a")}, VIP: mustVIP(t, vipAddr), DutyInterval: interval,
-		Redis: &RedisConfig{Options: infraredis.Options{URL: "redis://" + r.Addr}, Channels: []string{"events"}}})
-	waitMaster(t, e, false, 5*time.Second)
+		Sources: []sources.Source{src}})
+	waitMaster(t, e, src, false, 5*time.Second)
 	for round := 0; round < 2; round++ {
 		start := time.Now()
 		if out, err := exec.Command(ip, "addr", "add", vipAddr+"/32", "dev", "lo").CombinedOutput(); err != nil {
 			t.Fatalf("ip addr add: %v %s", err, out)
 		}
-		// One interval to notice, plus time to subscribe.
-		waitMaster(t, e, true, interval+time.Second)
+		// One interval to notice, plus time to start.
+		waitMaster(t, e, src, true, interval+time.Second)
 		t.Logf("became master %v after the VIP arrived", time.Since(start).Round(time.Millisecond))
 		start = time.Now()
 		if out, err := exec.Command(ip, "addr", "del", vipAddr+"/32", "dev", "lo").CombinedOutput(); err != nil {
 			t.Fatalf("ip addr del: %v %s", err, out)
 		}
-		waitMaster(t, e, false, interval+time.Second)
+		waitMaster(t, e, src, false, interval+time.Second)
 		t.Logf("became not master %v after the VIP left", time.Since(start).Round(time.Millisecond))
 	}
 }

@@ -16,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"eventlistener/event"
-	"eventlistener/infra/haproxy"
 	infraredis "eventlistener/infra/redis"
 	"eventlistener/infra/vip"
 	"eventlistener/sinks"
+	"eventlistener/sources"
 	"eventlistener/wal"
 )
 
@@ -94,14 +94,13 @@ type Config struct {
 
 	Sinks    []sinks.Sink
 	Fallback Fallback
-	// Redis, when set, runs the Redis subscriber beside the buffer.
-	Redis *RedisConfig
+	// Sources feed the engine besides Ingest: each runs supervised, on
+	// every node or (a singleton) while this node is master.
+	Sources []sources.Source
 	// Notifier, when set, is told about every batch each sink finished;
 	// NotifyQueue reports wait for it at most, the rest are dropped.
 	Notifier    Notifier
 	NotifyQueue int
-	// Proxy, when set, runs the HAProxy watcher.
-	Proxy *ProxyConfig
 	// Cluster, when set, registers this node in the Redis node registry.
 	Cluster *ClusterConfig
 	// VIP, when set, makes this node master only while it holds the
@@ -113,7 +112,7 @@ type Config struct {
 	// nodes sharing a Redis; it is tried every third of its TTL.
 	Lease *infraredis.Lease
 
-	// restartDelay is the Redis subscriber's first restart delay (tests
+	// restartDelay is a crashed source's first restart delay (tests
 	// shorten it); 0 means 200ms.
 	restartDelay time.Duration
 	Logger       *slog.Logger
@@ -207,13 +206,9 @@ type Engine struct {
 	buffer    *actor.PID
 	pipes     []*actor.PID
 	states    []*sinkState
-	duties    *actor.PID // runs the master's duties
-	proxy     *actor.PID // nil without HAProxy
+	duties    *actor.PID // decides the master and runs the sources
 	master    *masterState
-	redisSt   *redisState // nil without Redis
-	redisM    *redisMetrics
-	proxySt   *proxyState // nil without HAProxy
-	proxyC    *haproxy.Client
+	sources   []*sourceState
 	notifier  *notifier     // nil without a Notifier
 	cluster   *cluster      // nil without a node registry
 	lease     *leaseChecker // nil without the duty lease
@@ -304,13 +299,9 @@ func Start(cfg Config) (*Engine, error) {
 		w.Close()
 		return nil, fmt.Errorf("cannot start the buffer: %w", err)
 	}
+	e.newSourceStates(cfg.Sources)
 	if err := e.startDuties(cfg, restart); err != nil {
 		return nil, err
-	}
-	if cfg.Proxy != nil {
-		if err := e.startProxy(*cfg.Proxy, restart); err != nil {
-			return nil, err
-		}
 	}
 	if cfg.Cluster != nil {
 		e.startCluster(*cfg.Cluster)
@@ -515,16 +506,6 @@ func (e *Engine) IngestStored(ctx context.Context, events []event.Event) (map[st
 	}
 }
 
-// dutyIngest is ingestSibling for the duties' events: they go in only
-// while this node holds the duties, so with the lease a holder frozen past
-// it sends nothing when it wakes.
-func (e *Engine) dutyIngest(events []event.Event) error {
-	if !e.master.isMaster() {
-		return errNotHolder
-	}
-	return e.ingestSibling(events)
-}
-
 // ingestSibling is Ingest for the sibling actors: they are stopped before
 // the WAL closes, so they may go on until then even after StopAccepting.
 func (e *Engine) ingestSibling(events []event.Event) error {
@@ -696,14 +677,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		return errors.New("engine already closed")
 	}
 	start := time.Now()
-	// Siblings first: what they still send reaches the WAL.
-	for _, pid := range []*actor.PID{e.proxy, e.duties} {
-		if pid == nil {
-			continue
-		}
-		if err := e.sys.Root.PoisonFuture(pid).Wait(); err != nil {
-			e.log.Error("actor did not stop in time", "actor", pid.Id, "error", err)
-		}
+	// The sources first: what they still send reaches the WAL.
+	if err := e.sys.Root.PoisonFuture(e.duties).Wait(); err != nil {
+		e.log.Error("the sources did not stop in time", "error", err)
 	}
 	if e.lease != nil {
 		// The duties are stopped: let another node take them now.
@@ -793,8 +769,6 @@ func (e *Engine) drain(ctx context.Context) bool {
 	return ok
 }
 
-func (e *Engine) redisMetrics() *redisMetrics { return e.redisM }
-
 // NodeStatus is this node's view of itself, for GET /v1/node.
 type NodeStatus struct {
 	Master    MasterStatus `json:"master"`
@@ -804,8 +778,9 @@ type NodeStatus struct {
 	Ack       AckMode      `json:"ack"`
 	WAL       WALStatus    `json:"wal"`
 	Sinks     []SinkStatus `json:"sinks"`
-	Redis     *RedisStatus `json:"redis,omitempty"`
-	Proxy     *ProxyStatus `json:"proxy,omitempty"`
+	// Sources are Redis pub/sub, Redis Streams and the HAProxy watcher,
+	// those configured.
+	Sources []SourceStatus `json:"sources"`
 }
 
 // WALStatus describes the write-ahead log.
@@ -840,9 +815,9 @@ type SinkStatus struct {
 	Error                string  `json:"error,omitempty"`
 }
 
-// HideDetails blanks what may name hosts, users or paths: the stores',
-// Redis's and HAProxy's errors and the WAL's folder, for callers without
-// the admin token. It changes what n points to (its Redis and Proxy).
+// HideDetails blanks what may name hosts, users or paths: the stores'
+// and the sources' errors and the WAL's folder, for callers without the
+// admin token. It changes n's Sinks in place; its Sources are copied.
 func (n *NodeStatus) HideDetails() {
 	for i := range n.Sinks {
 		n.Sinks[i].HideDetails()
@@ -850,12 +825,7 @@ func (n *NodeStatus) HideDetails() {
 	HideDetail(&n.WAL.Dir)
 	HideDetail(&n.WAL.Error)
 	HideDetail(&n.NotReady)
-	if n.Redis != nil {
-		n.Redis.HideDetails()
-	}
-	if n.Proxy != nil {
-		HideDetail(&n.Proxy.Error)
-	}
+	n.Sources = hideSources(n.Sources)
 }
 
 // HideDetails blanks the sink's errors.
@@ -864,15 +834,8 @@ func (s *SinkStatus) HideDetails() {
 	HideDetail(&s.LastError)
 }
 
-// HideDetails blanks the subscription's error.
-func (r *RedisStatus) HideDetails() { HideDetail(&r.LastError) }
-
 // HideDetail replaces a detail that is there with "hidden".
-func HideDetail(s *string) {
-	if *s != "" {
-		*s = "hidden"
-	}
-}
+func HideDetail(s *string) { sources.HideDetail(s) }
 
 // pendingAge is how long the oldest event a sink has not finished has been
 // in the WAL, in seconds (0 when it is not behind).
@@ -939,19 +902,12 @@ func (e *Engine) node(ctx context.Context, ping bool) NodeStatus {
 		}()
 	}
 	pings.Wait()
-	if e.redisSt != nil {
-		r := e.redisSt.snapshot()
-		n.Redis = &r
-	}
-	if e.proxySt != nil {
-		p := e.proxySt.status()
-		n.Proxy = &p
-	}
+	n.Sources = e.sourceStatuses()
 	return n
 }
 
-// startDuties spawns the actor that runs the master's duties: the Redis
-// subscriber (its supervised child) while this node is master.
+// startDuties spawns the actor that decides whether this node is master
+// and runs the sources, as its supervised children.
 func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 	d := &duties{e: e, vip: cfg.VIP, interval: cfg.DutyInterval, log: e.log.With("actor", "duties")}
 	if cfg.VIP != nil {
@@ -964,25 +920,9 @@ func (e *Engine) startDuties(cfg Config, restart actor.PropsOption) error {
 	if d.interval <= 0 {
 		d.interval = 2 * time.Second
 	}
-	if cfg.Redis != nil {
-		rc := *cfg.Redis
-		if rc.EventType == "" {
-			rc.EventType = "redis.message"
-		}
-		mode := "single"
-		if rc.Options.Sentinel() {
-			mode = "sentinel"
-		}
-		e.redisSt = &redisState{s: RedisStatus{Mode: mode, Channels: rc.Channels}}
-		e.redisM = newRedisMetrics(e.cfg.Registerer)
-		log := e.log.With("actor", "redis")
-		d.redis = func() actor.Actor {
-			return &redisSubscriber{cfg: rc, ingest: e.dutyIngest, state: e.redisSt, metrics: e.redisM, log: log}
-		}
-	}
 	var err error
-	// The duties actor supervises the Redis subscriber: a crash restarts it
-	// after a delay that grows with each crash (200 ms per crash in the last
+	// The duties actor supervises the sources: a crash restarts one after
+	// a delay that grows with each crash (200 ms per crash in the last
 	// 30 s); it never gives up, since what crashes it may heal.
 	e.duties, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		dd := *d

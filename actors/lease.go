@@ -2,13 +2,13 @@ package actors
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	infraredis "eventlistener/infra/redis"
 	"eventlistener/infra/vip"
+	"eventlistener/sources"
 )
 
 // leaseChecker decides the duty holder with a lease in Redis, for nodes
@@ -88,4 +88,4 @@ func (l *leaseChecker) release() error {
 }
 
 // errNotHolder refuses what a duty sends after its holding lapsed.
-var errNotHolder = errors.New("this node no longer holds the duties")
+var errNotHolder = sources.ErrNotHolder

@@ -24,6 +24,8 @@ type Metrics struct {
 	walQuarantined   prometheus.Counter
 	notifyDropped    prometheus.Counter
 	notifyFailed     prometheus.Counter
+	sourceRunning    *prometheus.GaugeVec
+	sourceRestarts   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
@@ -106,8 +108,16 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 		}, []string{"sink"}),
 		master: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventlistener_master",
-			Help: "1 while this node is master and runs the duties that must run once (Redis subscription, proxy change events).",
+			Help: "1 while this node holds the duties that must run once (the singleton sources such as the Redis subscription, and HAProxy change events).",
 		}),
+		sourceRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "eventlistener_source_running",
+			Help: "1 while the source runs on this node (a singleton: on the duty holder only).",
+		}, []string{"source"}),
+		sourceRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventlistener_source_restarts_total",
+			Help: "Restarts of a source after it crashed (failed or panicked); it is started again after a delay growing with each crash.",
+		}, []string{"source"}),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventlistener_events_lost_total",
 			Help: "Acknowledged events neither stored nor in a fallback log: unreadable from the WAL (sink), or never written to it with --ack memory (wal).",
@@ -141,7 +151,7 @@ func newMetrics(reg prometheus.Registerer, e *Engine) *Metrics {
 	})
 	reg.MustRegister(m.accepted, m.rejected, m.rejectedRequests, m.flushes, m.bufferEvents, m.batchEvents, m.inFlight,
 		m.sinkEvents, m.sinkFromWAL, m.spilled, m.breaker, m.writeSeconds, m.retries, m.lost, m.master,
-		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, walBytes, walMax, walQueue, notifyQueued)
+		m.walSync, m.walRecords, m.walQuarantined, m.notifyDropped, m.notifyFailed, m.sourceRunning, m.sourceRestarts, walBytes, walMax, walQueue, notifyQueued)
 	lag := prometheus.NewDesc("eventlistener_sink_lag_events", "Events in the WAL a sink has not finished yet.", []string{"sink"}, nil)
 	lagBytes := prometheus.NewDesc("eventlistener_sink_lag_bytes", "WAL bytes kept on disk for a sink that is behind.", []string{"sink"}, nil)
 	queued := prometheus.NewDesc("eventlistener_sink_queued_batches", "Batches a sink keeps in memory waiting to be written (bound: --sink-window; the rest it reads back from the WAL).", []string{"sink"}, nil)

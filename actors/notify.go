@@ -2,8 +2,11 @@ package actors
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"time"
+
+	infraredis "eventlistener/infra/redis"
 )
 
 // Notifier tells other services about each batch a sink finished, e.g. on a
@@ -93,4 +96,18 @@ func (q *notifier) close(wait time.Duration) {
 	case <-q.done:
 	case <-time.After(wait):
 	}
+}
+
+// RedisNotifier publishes each BatchReport as JSON on a Redis channel.
+type RedisNotifier struct {
+	Publisher *infraredis.Publisher
+}
+
+// Notify publishes r.
+func (n RedisNotifier) Notify(ctx context.Context, r BatchReport) error {
+	payload, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return n.Publisher.Publish(ctx, payload)
 }

@@ -20,6 +20,7 @@ import (
 	"eventlistener/actors"
 	"eventlistener/event"
 	"eventlistener/infra/haproxy"
+	"eventlistener/sources"
 )
 
 // Engine is what the API needs of the engine (*actors.Engine).
@@ -42,10 +43,14 @@ type Engine interface {
 	// Nodes lists the cluster from the node registry (actors.ErrAlone
 	// without one).
 	Nodes(ctx context.Context) (actors.Cluster, error)
-	// ProxySnapshot is HAProxy's last poll (actors.ErrNoProxy without one).
-	ProxySnapshot() (actors.ProxySnapshot, error)
-	// ProxyAction enables, disables or drains a server and records it.
-	ProxyAction(ctx context.Context, who, backend, server, action string) error
+}
+
+// Proxy is what the API needs of the HAProxy watcher (*sources.Proxy).
+type Proxy interface {
+	// Snapshot is HAProxy's last poll.
+	Snapshot() sources.ProxySnapshot
+	// Action enables, disables or drains a server and records it.
+	Action(ctx context.Context, who, backend, server, action string) error
 }
 
 // APIKey is a named ingest key.
@@ -73,6 +78,8 @@ type Options struct {
 	AdminToken string
 	// AckTimeout bounds how long ?ack=stored waits for the sinks.
 	AckTimeout time.Duration
+	// Proxy is the HAProxy watcher; nil: HAProxy is not watched.
+	Proxy Proxy
 	// Gatherer serves /metrics; Registerer takes the API's own metrics.
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
@@ -337,11 +344,10 @@ func (s *Server) ready(c echo.Context) error {
 }
 
 func (s *Server) proxyServers(c echo.Context) error {
-	snap, err := s.engine.ProxySnapshot()
-	if err != nil {
-		return c.JSON(http.StatusNotFound, errorBody{Error: err.Error() + ": set --haproxy-stats-url or --haproxy-runtime-addr"})
+	if s.opt.Proxy == nil {
+		return c.JSON(http.StatusNotFound, errorBody{Error: sources.ErrNoProxy.Error() + ": set --haproxy-stats-url or --haproxy-runtime-addr"})
 	}
-	return c.JSON(http.StatusOK, snap)
+	return c.JSON(http.StatusOK, s.opt.Proxy.Snapshot())
 }
 
 // proxyAction is POST /v1/proxy/servers/{backend}/{server}/{enable|disable|drain}.
@@ -361,18 +367,21 @@ func (s *Server) proxyAction(c echo.Context) error {
 	}
 	backend, server, action := c.Param("backend"), c.Param("server"), c.Param("action")
 	switch action {
-	case actors.ActionEnable, actors.ActionDisable, actors.ActionDrain:
+	case sources.ActionEnable, sources.ActionDisable, sources.ActionDrain:
 	default:
 		return c.JSON(http.StatusNotFound, errorBody{Error: fmt.Sprintf("unknown action %q: use enable, disable or drain", action)})
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
 	defer cancel()
-	err := s.engine.ProxyAction(ctx, "admin@"+c.RealIP(), backend, server, action)
+	err := fmt.Errorf("%w: set --haproxy-runtime-addr", sources.ErrNoProxy)
+	if s.opt.Proxy != nil {
+		err = s.opt.Proxy.Action(ctx, "admin@"+c.RealIP(), backend, server, action)
+	}
 	var ce *haproxy.CommandError
 	switch {
 	case err == nil:
 		return c.JSON(http.StatusOK, map[string]string{"backend": backend, "server": server, "action": action, "result": "ok"})
-	case errors.Is(err, actors.ErrNoProxy):
+	case errors.Is(err, sources.ErrNoProxy):
 		return c.JSON(http.StatusNotFound, errorBody{Error: err.Error()})
 	case errors.Is(err, haproxy.ErrNotFound) && errors.As(err, &ce):
 		return c.JSON(http.StatusNotFound, errorBody{Error: "HAProxy: " + ce.Message})

@@ -15,6 +15,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/event"
+	"eventlistener/sources"
 )
 
 type fakeEngine struct {
@@ -25,7 +26,6 @@ type fakeEngine struct {
 	readyErr  error
 	hang      bool
 	got       [][]event.Event
-	actions   []string
 }
 
 func (f *fakeEngine) Ingest(evs []event.Event) error {
@@ -61,13 +61,16 @@ func (f *fakeEngine) Admit() error {
 func (f *fakeEngine) Nodes(context.Context) (actors.Cluster, error) {
 	return actors.Cluster{Alone: true, Reason: actors.ErrAlone.Error()}, actors.ErrAlone
 }
-func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
-	return actors.ProxySnapshot{}, actors.ErrNoProxy
-}
-func (f *fakeEngine) ProxyAction(ctx context.Context, who, backend, server, action string) error {
+
+// fakeProxy records the admin actions asked of it.
+type fakeProxy struct{ actions []string }
+
+func (f *fakeProxy) Snapshot() sources.ProxySnapshot { return sources.ProxySnapshot{} }
+func (f *fakeProxy) Action(ctx context.Context, who, backend, server, action string) error {
 	f.actions = append(f.actions, who+" "+action+" "+backend+"/"+server)
 	return nil
 }
+
 func (f *fakeEngine) Node(ctx context.Context) actors.NodeStatus {
 	ss := actors.SinkStatus{Name: "fake", Reachable: f.pingErr == nil}
 	if f.pingErr != nil {
@@ -286,14 +289,14 @@ func TestAdminRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := &fakeEngine{accepting: true}
-			s := New(e, Options{MaxBodyBytes: 1 << 20, AdminToken: tt.token})
+			p := &fakeProxy{}
+			s := New(&fakeEngine{accepting: true}, Options{MaxBodyBytes: 1 << 20, AdminToken: tt.token, Proxy: p})
 			rec := do(t, s, http.MethodPost, tt.path, "", tt.headers...)
 			if rec.Code != tt.status {
 				t.Fatalf("status %d (%s), want %d", rec.Code, rec.Body, tt.status)
 			}
-			if (len(e.actions) > 0) != tt.acted {
-				t.Fatalf("actions = %v, want acted=%v", e.actions, tt.acted)
+			if (len(p.actions) > 0) != tt.acted {
+				t.Fatalf("actions = %v, want acted=%v", p.actions, tt.acted)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 	"eventlistener/event"
 	"eventlistener/sinks"
 	"eventlistener/sinks/fallback"
+	"eventlistener/sources"
 )
 
 // Engine is what the console needs of the engine (*actors.Engine).
@@ -25,7 +26,6 @@ type Engine interface {
 	// not. The console pings only while a stream is open.
 	Node(ctx context.Context) actors.NodeStatus
 	Status() actors.NodeStatus
-	ProxySnapshot() (actors.ProxySnapshot, error)
 	// ClusterView is the node registry as last listed (no I/O).
 	ClusterView() actors.Cluster
 	// Ingest stores the events that record the console's actions.
@@ -35,6 +35,8 @@ type Engine interface {
 // Options configure the console.
 type Options struct {
 	Engine Engine
+	// Proxy is the HAProxy watcher; nil: HAProxy is not watched.
+	Proxy interface{ Snapshot() sources.ProxySnapshot }
 	// Gatherer is what /metrics serves: the console's numbers are the
 	// same. Registerer takes the console's own metrics.
 	Gatherer   prometheus.Gatherer

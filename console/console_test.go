@@ -25,6 +25,7 @@ import (
 	"eventlistener/event"
 	"eventlistener/sinks"
 	"eventlistener/sinks/fallback"
+	"eventlistener/sources"
 )
 
 func TestQuantilesComeFromTheNativeBuckets(t *testing.T) {
@@ -133,9 +134,6 @@ func (f *fakeEngine) ClusterView() actors.Cluster {
 	return actors.Cluster{Alone: true, Reason: actors.ErrAlone.Error()}
 }
 func (f *fakeEngine) Status() actors.NodeStatus { return f.Node(context.Background()) }
-func (f *fakeEngine) ProxySnapshot() (actors.ProxySnapshot, error) {
-	return actors.ProxySnapshot{}, actors.ErrNoProxy
-}
 func (f *fakeEngine) Ingest(evs []event.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -486,18 +484,20 @@ func TestStreamsOutliveTheServersTimeouts(t *testing.T) {
 // every detail.
 func TestHideLeavesTheFullStateAlone(t *testing.T) {
 	full := State{
-		Node:  actors.NodeStatus{WAL: actors.WALStatus{Dir: "/data/wal"}, Proxy: &actors.ProxyStatus{Error: "dial 10.0.0.9"}},
+		Node: actors.NodeStatus{WAL: actors.WALStatus{Dir: "/data/wal"},
+			Sources: []actors.SourceStatus{{Name: "haproxy", LastCrash: "dial 10.0.0.10", Status: &sources.ProxyStatus{Error: "dial 10.0.0.9"}}}},
 		Sinks: []SinkView{{SinkStatus: actors.SinkStatus{Name: "postgres", LastError: "password for alice"}}},
-		Redis: &RedisView{RedisStatus: actors.RedisStatus{LastError: "redis 10.0.0.7"}},
-		Proxy: &actors.ProxySnapshot{Error: "haproxy 10.0.0.8"},
+		Redis: &RedisView{PubSubStatus: sources.PubSubStatus{LastError: "redis 10.0.0.7"}},
+		Proxy: &sources.ProxySnapshot{Error: "haproxy 10.0.0.8"},
 	}
+	proxyErr := func(st State) string { return st.Node.Sources[0].Status.(*sources.ProxyStatus).Error }
 	pub := hide(full)
-	for _, s := range []string{pub.Node.WAL.Dir, pub.Node.Proxy.Error, pub.Sinks[0].LastError, pub.Redis.LastError, pub.Proxy.Error} {
+	for _, s := range []string{pub.Node.WAL.Dir, proxyErr(pub), pub.Node.Sources[0].LastCrash, pub.Sinks[0].LastError, pub.Redis.LastError, pub.Proxy.Error} {
 		if s != "hidden" {
 			t.Errorf("a detail reads %q without the token", s)
 		}
 	}
-	if full.Node.WAL.Dir != "/data/wal" || full.Node.Proxy.Error != "dial 10.0.0.9" || full.Sinks[0].LastError != "password for alice" ||
+	if full.Node.WAL.Dir != "/data/wal" || proxyErr(full) != "dial 10.0.0.9" || full.Node.Sources[0].LastCrash != "dial 10.0.0.10" || full.Sinks[0].LastError != "password for alice" ||
 		full.Redis.LastError != "redis 10.0.0.7" || full.Proxy.Error != "haproxy 10.0.0.8" {
 		t.Errorf("hiding changed the full state: %+v", full)
 	}

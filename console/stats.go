@@ -14,6 +14,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/sinks/fallback"
+	"eventlistener/sources"
 )
 
 // Sample is one second of the engine: rates over the second before Time,
@@ -54,23 +55,23 @@ type SinkSample struct {
 
 // State is the engine now: what the page shows beside the charts.
 type State struct {
-	Hostname  string                `json:"hostname"`
-	Version   string                `json:"version"`
-	Started   time.Time             `json:"started"`
-	Uptime    float64               `json:"uptime_seconds"`
-	Interval  float64               `json:"interval_seconds"`
-	History   float64               `json:"history_seconds"`
-	Admin     Admin                 `json:"admin"`
-	Totals    Totals                `json:"totals"`
-	Buffer    Buffer                `json:"buffer"`
-	Node      actors.NodeStatus     `json:"node"` // Node.Sinks are in Sinks
-	Sinks     []SinkView            `json:"sinks"`
-	Redis     *RedisView            `json:"redis,omitempty"`
-	Proxy     *actors.ProxySnapshot `json:"proxy,omitempty"`
-	Cluster   actors.Cluster        `json:"cluster"`
-	Replay    *ReplayStatus         `json:"replay,omitempty"` // the last replay started here
-	BacklogAt time.Time             `json:"backlog_at"`
-	Hidden    string                `json:"details_hidden,omitempty"`
+	Hostname  string                 `json:"hostname"`
+	Version   string                 `json:"version"`
+	Started   time.Time              `json:"started"`
+	Uptime    float64                `json:"uptime_seconds"`
+	Interval  float64                `json:"interval_seconds"`
+	History   float64                `json:"history_seconds"`
+	Admin     Admin                  `json:"admin"`
+	Totals    Totals                 `json:"totals"`
+	Buffer    Buffer                 `json:"buffer"`
+	Node      actors.NodeStatus      `json:"node"` // Node.Sinks are in Sinks
+	Sinks     []SinkView             `json:"sinks"`
+	Redis     *RedisView             `json:"redis,omitempty"`
+	Proxy     *sources.ProxySnapshot `json:"proxy,omitempty"`
+	Cluster   actors.Cluster         `json:"cluster"`
+	Replay    *ReplayStatus          `json:"replay,omitempty"` // the last replay started here
+	BacklogAt time.Time              `json:"backlog_at"`
+	Hidden    string                 `json:"details_hidden,omitempty"`
 }
 
 // Admin says what this client may do.
@@ -107,8 +108,11 @@ type SinkView struct {
 
 // RedisView is the Redis subscription, its channels and patterns apart.
 type RedisView struct {
-	actors.RedisStatus
+	sources.PubSubStatus
 	Patterns []string `json:"patterns"`
+	// Running says the subscriber runs on this node (it holds the duties).
+	Running  bool `json:"running"`
+	Restarts int  `json:"restarts"`
 }
 
 // counters are the cumulative readings a sample is the difference of.
@@ -305,10 +309,14 @@ func buildState(o *Options, cur counters, node actors.NodeStatus, backlog map[st
 		st.Sinks = append(st.Sinks, SinkView{SinkStatus: s, Stored: cur.stored[s.Name], Fallback: cur.fallback[s.Name], Backlog: backlog[s.Name]})
 	}
 	sort.Slice(st.Sinks, func(i, j int) bool { return st.Sinks[i].Name < st.Sinks[j].Name })
-	if node.Redis != nil {
-		rv := RedisView{RedisStatus: *node.Redis}
+	if src := node.Source("redis"); src != nil {
+		ps, _ := src.Status.(*sources.PubSubStatus)
+		if ps == nil {
+			ps = &sources.PubSubStatus{}
+		}
+		rv := RedisView{PubSubStatus: *ps, Running: src.Running, Restarts: src.Restarts}
 		rv.Channels = nil
-		for _, ch := range node.Redis.Channels {
+		for _, ch := range ps.Channels {
 			if strings.ContainsAny(ch, "*?[") {
 				rv.Patterns = append(rv.Patterns, ch)
 			} else {
@@ -318,9 +326,9 @@ func buildState(o *Options, cur counters, node actors.NodeStatus, backlog map[st
 		st.Redis = &rv
 	}
 	node.Sinks = nil
-	node.Redis = nil
 	st.Node = node
-	if snap, err := o.Engine.ProxySnapshot(); err == nil {
+	if o.Proxy != nil {
+		snap := o.Proxy.Snapshot()
 		st.Proxy = &snap
 	}
 	st.Cluster = o.Engine.ClusterView()
@@ -331,11 +339,7 @@ func buildState(o *Options, cur counters, node actors.NodeStatus, backlog map[st
 // itself (the full state, shared) is left as it is.
 func hide(st State) State {
 	out := st
-	if st.Node.Proxy != nil {
-		p := *st.Node.Proxy
-		out.Node.Proxy = &p
-	}
-	out.Node.HideDetails() // its Sinks and Redis are in out.Sinks and out.Redis
+	out.Node.HideDetails() // its Sinks are in out.Sinks; its Sources are copied
 	out.Sinks = make([]SinkView, len(st.Sinks))
 	for i, s := range st.Sinks {
 		s.SinkStatus.HideDetails()
@@ -343,7 +347,7 @@ func hide(st State) State {
 	}
 	if st.Redis != nil {
 		r := *st.Redis
-		r.RedisStatus.HideDetails()
+		r.PubSubStatus = *r.PubSubStatus.Hidden().(*sources.PubSubStatus)
 		out.Redis = &r
 	}
 	if st.Proxy != nil {

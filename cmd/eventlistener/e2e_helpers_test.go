@@ -287,3 +287,27 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 	}
 	return string(out), code
 }
+
+// sourceStatus decodes the status of the source named name from a GET
+// /v1/node body into v, failing the test if there is none.
+func sourceStatus(t testing.TB, node []byte, name string, v any) {
+	t.Helper()
+	var n struct {
+		Sources []struct {
+			Name   string
+			Status json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(node, &n); err != nil {
+		t.Fatalf("/v1/node: %v: %s", err, node)
+	}
+	for _, s := range n.Sources {
+		if s.Name == name {
+			if err := json.Unmarshal(s.Status, v); err != nil {
+				t.Fatalf("/v1/node: source %s: %v: %s", name, err, s.Status)
+			}
+			return
+		}
+	}
+	t.Fatalf("/v1/node has no source %q: %s", name, node)
+}

@@ -251,14 +251,12 @@ func TestProxyUnreachableIsAStateNotACrash(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	var n struct {
-		Proxy struct {
-			Reachable   bool
-			Error       string
-			FailedPolls int `json:"failed_polls"`
-		}
+	var st struct {
+		Reachable   bool
+		Error       string
+		FailedPolls int `json:"failed_polls"`
 	}
-	if json.Unmarshal(raw, &n) != nil || n.Proxy.Reachable || n.Proxy.Error == "" || n.Proxy.FailedPolls == 0 {
+	if sourceStatus(t, raw, "haproxy", &st); st.Reachable || st.Error == "" || st.FailedPolls == 0 {
 		t.Fatalf("/v1/node: %s", raw)
 	}
 	if r := p.post(t, []byte(`{"type":"t"}`), "Content-Type: application/json"); r.Status != 202 {

@@ -25,17 +25,13 @@ func nodeRedis(t *testing.T, p *proc) (subscribed bool, master string) {
 		return false, ""
 	}
 	defer res.Body.Close()
-	var n struct {
-		Redis *struct {
-			Subscribed bool
-			Master     string
-		}
+	var st struct {
+		Subscribed bool
+		Master     string
 	}
 	raw, _ := io.ReadAll(res.Body)
-	if json.Unmarshal(raw, &n) != nil || n.Redis == nil {
-		t.Fatalf("/v1/node has no redis part: %s", raw)
-	}
-	return n.Redis.Subscribed, n.Redis.Master
+	sourceStatus(t, raw, "redis", &st)
+	return st.Subscribed, st.Master
 }
 
 func waitSubscribed(t *testing.T, p *proc, master string) {

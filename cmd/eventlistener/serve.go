@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -27,7 +26,6 @@ import (
 	"eventlistener/actors"
 	"eventlistener/api"
 	"eventlistener/console"
-	"eventlistener/infra/haproxy"
 	infraredis "eventlistener/infra/redis"
 	"eventlistener/sinks"
 	"eventlistener/sinks/fallback"
@@ -74,10 +72,6 @@ func serve(ctx context.Context, c *config) error {
 		closeAll(stores)
 		return fmt.Errorf("--fallback-dir: %w", err)
 	}
-	var redisCfg *actors.RedisConfig
-	if len(c.redisChannels) > 0 {
-		redisCfg = &actors.RedisConfig{Options: c.redis, Channels: c.redisChannels, EventType: c.RedisEventType, MaxEventBytes: int(c.maxEventBytes)}
-	}
 	var notifier actors.Notifier
 	if c.RedisNotifyChannel != "" {
 		pub, err := infraredis.NewPublisher(c.redis, c.RedisNotifyChannel)
@@ -88,24 +82,12 @@ func serve(ctx context.Context, c *config) error {
 		defer pub.Close()
 		notifier = actors.RedisNotifier{Publisher: pub}
 	}
-	var proxyCfg *actors.ProxyConfig
-	if c.HAProxyStatsURL != "" || c.HAProxyRuntimeAddr != "" {
-		source := "haproxy://" + c.HAProxyRuntimeAddr
-		if u, err := url.Parse(c.HAProxyStatsURL); err == nil && u.Host != "" {
-			source = "haproxy://" + u.Host
-		}
-		proxyCfg = &actors.ProxyConfig{Client: &haproxy.Client{StatsURL: c.HAProxyStatsURL, RuntimeAddr: c.HAProxyRuntimeAddr},
-			Interval: c.HAProxyPollInterval, Source: source}
-		if c.redis.Enabled() {
-			changes, err := infraredis.NewChangeLog(c.redis, c.ClusterName)
-			if err != nil {
-				closeAll(stores)
-				return fmt.Errorf("HAProxy change log: %w", err)
-			}
-			defer changes.Close()
-			proxyCfg.Changes = changes
-		}
+	srcs, proxy, closeSources, err := openSources(c, reg, log)
+	if err != nil {
+		closeAll(stores)
+		return err
 	}
+	defer closeSources()
 	var clusterCfg *actors.ClusterConfig
 	var lease *infraredis.Lease
 	if c.redis.Enabled() {
@@ -137,10 +119,10 @@ func serve(ctx context.Context, c *config) error {
 		Ack:      actors.AckMode(c.Ack),
 		Sinks:    stores,
 		Fallback: fb,
-		Redis:    redisCfg,
+		Sources:  srcs,
 		Notifier: notifier, NotifyQueue: c.RedisNotifyQueue,
-		Proxy: proxyCfg, Cluster: clusterCfg,
-		VIP: c.vip, DutyInterval: c.HAProxyPollInterval, Lease: lease,
+		Cluster: clusterCfg,
+		VIP:     c.vip, DutyInterval: c.HAProxyPollInterval, Lease: lease,
 		Logger: log, Registerer: reg,
 		OnIngest: tail.Offer,
 	})
@@ -150,13 +132,13 @@ func serve(ctx context.Context, c *config) error {
 	}
 	srv := api.New(engine, api.Options{
 		MaxBodyBytes: c.maxBodyBytes, MaxRequestEvents: c.MaxRequestEvents, MaxEventBytes: int(c.maxEventBytes), DecodeBudget: c.decodeBudget, APIKeys: c.apiKeys, AdminToken: c.AdminToken, AckTimeout: c.AckTimeout,
-		Gatherer: reg, Registerer: reg, Logger: log,
+		Gatherer: reg, Registerer: reg, Logger: log, Proxy: apiProxy(proxy),
 	})
 	byName := make(map[string]sinks.Sink, len(stores))
 	for _, s := range stores {
 		byName[s.Name()] = s
 	}
-	cons := console.New(console.Options{Engine: engine, Gatherer: reg, Registerer: reg, Sinks: byName, FallbackDir: c.FallbackDir,
+	cons := console.New(console.Options{Engine: engine, Proxy: consoleProxy(proxy), Gatherer: reg, Registerer: reg, Sinks: byName, FallbackDir: c.FallbackDir,
 		Retry:     sinks.Retry{Initial: sinks.DefaultRetry.Initial, Max: sinks.DefaultRetry.Max, AttemptTimeout: c.WriteTimeout, MaxElapsed: 30 * time.Second},
 		Authorize: srv.IsAdmin, TokenSet: c.AdminToken != "", Tail: tail, AllowedHosts: infraredis.SplitList(c.AdminAllowedHosts),
 		History: c.ConsoleHistory, MaxStreams: c.ConsoleMaxStreams, Version: buildVersion(), Logger: log.With("component", "console")})

@@ -13,6 +13,7 @@ import (
 
 	"eventlistener/actors"
 	"eventlistener/console"
+	"eventlistener/sources"
 )
 
 // fakeStream is a stats stream as the engine sends it.
@@ -26,9 +27,9 @@ func fakeStream(t *testing.T) string {
 		Sinks: []console.SinkView{{SinkStatus: actors.SinkStatus{Name: "postgres", Breaker: "open", LagEvents: 512, OldestPendingSeconds: 42,
 			LastError: "dial tcp 127.0.0.1:5432: connect: connection refused"}, Stored: 9000, Fallback: 20},
 			{SinkStatus: actors.SinkStatus{Name: "elasticsearch", Breaker: "closed"}, Stored: 9512}},
-		Redis: &console.RedisView{RedisStatus: actors.RedisStatus{Mode: "sentinel", Running: true, Master: "10.0.0.5:6379", Subscribed: true,
+		Redis: &console.RedisView{Running: true, PubSubStatus: sources.PubSubStatus{Mode: "sentinel", Master: "10.0.0.5:6379", Subscribed: true,
 			Channels: []string{"app.events"}, Bad: 4}, Patterns: []string{"jobs.*"}},
-		Proxy: &actors.ProxySnapshot{Reachable: true, Servers: []actors.ProxyServer{
+		Proxy: &sources.ProxySnapshot{Reachable: true, Servers: []sources.ProxyServer{
 			{Backend: "web", Server: "s1", Status: "MAINT", StatusRaw: "MAINT", CheckStatus: "L4OK", Weight: 1, LastChangeSeconds: 5}}},
 	}
 	st.Sinks[0].Backlog.Events, st.Sinks[0].Backlog.Files = 20, 1

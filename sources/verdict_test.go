@@ -1,4 +1,4 @@
-package actors_test
+package sources_test
 
 import (
 	"net/http"
@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"eventlistener/actors"
 	"eventlistener/api"
+	"eventlistener/sources"
 )
 
 // The same event gets the same verdict over HTTP and as a Redis message:
@@ -41,7 +41,7 @@ func TestHTTPAndRedisGiveTheSameVerdict(t *testing.T) {
 	for _, p := range payloads {
 		evs, herr := api.Decode(http.Header{"Content-Type": {"application/json"}}, strings.NewReader(p),
 			api.DecodeOptions{Now: now, DefaultSource: "redis://c", MaxEventBytes: maxEventBytes})
-		ev, rerr := actors.MessageToEvent("c", []byte(p), "redis.message", maxEventBytes, now)
+		ev, rerr := sources.PayloadEvent("redis://c", "", []byte(p), "redis.message", maxEventBytes, now)
 		name := p
 		if len(name) > 60 {
 			name = name[:60] + "..."

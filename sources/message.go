@@ -1,4 +1,4 @@
-package actors
+package sources
 
 import (
 	"bytes"
@@ -22,27 +22,32 @@ var envelopeKeys = map[string]bool{
 	"data_base64": true, "specversion": true, "datacontenttype": true, "dataschema": true,
 }
 
-// messageToEvent turns a Redis message into an event, with the envelope
-// decoder every source uses (so a message gets the verdict the same event
-// gets over HTTP):
+// payloadEvent turns a message (a pub/sub payload, or a stream entry's
+// one field) into an event, with the envelope decoder every source uses
+// (so it gets the verdict the same event gets over HTTP):
 //   - a JSON event or CloudEvent (an object with "specversion", or with a
 //     string "type" and only envelope fields) is decoded as one;
 //   - any other JSON value becomes data, with type defaultType;
 //   - anything else becomes a JSON string of the text (of its base64 when it
 //     is not UTF-8 text or holds a NUL), with type defaultType.
 //
-// source is redis://CHANNEL unless the event has its own. An event, or data,
-// that breaks the input contract is an error.
-func messageToEvent(channel string, payload []byte, defaultType string, maxEventBytes int, now time.Time) (event.Event, error) {
-	ev := event.Event{Source: "redis://" + channel, Type: defaultType, Time: now, ReceivedAt: now}
+// source is the event's source unless it has its own; id its id unless it
+// has its own (empty: a new UUIDv7). An event, or data, that breaks the
+// input contract is an error.
+func payloadEvent(source, id string, payload []byte, defaultType string, maxEventBytes int, now time.Time) (event.Event, error) {
+	ev := event.Event{Source: source, Type: defaultType, Time: now, ReceivedAt: now}
 	dec := event.NewDecoder(event.DecodeOptions{Now: now, DefaultSource: ev.Source, MaxEventBytes: maxEventBytes})
 	defer dec.Release()
 	trimmed := bytes.TrimSpace(payload)
-	if isEnvelope(trimmed) {
+	if env, hasID := isEnvelope(trimmed); env {
 		if err := dec.Document(trimmed, event.ShapeObject); err != nil {
 			return ev, err
 		}
-		return dec.Events()[0], nil
+		out := dec.Events()[0]
+		if !hasID && id != "" {
+			out.ID = id
+		}
+		return out, nil
 	}
 	data, err := dec.Data(trimmed, "the message")
 	var de *event.DecodeError
@@ -62,34 +67,39 @@ func messageToEvent(channel string, payload []byte, defaultType string, maxEvent
 	default:
 		ev.Data = data
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return ev, err
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return ev, err
+		}
+		id = u.String()
 	}
-	ev.ID = id.String()
+	ev.ID = id
 	return ev, nil
 }
 
-// isEnvelope says whether obj is an object an event is made of.
-func isEnvelope(obj []byte) bool {
+// isEnvelope says whether obj is an object an event is made of, and
+// whether it has an id.
+func isEnvelope(obj []byte) (env, hasID bool) {
 	if len(obj) == 0 || obj[0] != '{' {
-		return false
+		return false, false
 	}
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(obj, &fields) != nil {
-		return false
+		return false, false
 	}
+	_, hasID = fields["id"]
 	if _, ok := fields["specversion"]; ok {
-		return true
+		return true, hasID
 	}
 	var typ string
 	if json.Unmarshal(fields["type"], &typ) != nil {
-		return false
+		return false, false
 	}
 	for k := range fields {
 		if !envelopeKeys[k] {
-			return false
+			return false, false
 		}
 	}
-	return true
+	return true, hasID
 }

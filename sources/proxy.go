@@ -1,4 +1,4 @@
-package actors
+package sources
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -108,10 +107,9 @@ type ProxyStatus struct {
 // what the API shows, the previous poll to compare with, and the change
 // events the engine could not take yet.
 type proxyState struct {
-	mu       sync.Mutex
-	snap     ProxySnapshot
-	st       ProxyStatus
-	isMaster func() bool
+	mu   sync.Mutex
+	snap ProxySnapshot
+	st   ProxyStatus
 
 	prev    map[[2]string]haproxy.Stat // touched by the watcher only
 	unsent  []event.Event              // touched by the watcher only
@@ -131,9 +129,7 @@ func (p *proxyState) snapshot() ProxySnapshot {
 func (p *proxyState) status() ProxyStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.st
-	s.ChangeEvents = p.isMaster()
-	return s
+	return p.st
 }
 
 type proxyMetrics struct {
@@ -166,69 +162,120 @@ func newProxyMetrics(reg prometheus.Registerer) *proxyMetrics {
 	return m
 }
 
-// proxyPolled carries one poll's result to the watcher.
+// proxyPolled is one poll's result.
 type proxyPolled struct {
 	rows []haproxy.Stat
 	err  error
 	at   time.Time
 }
 
-// pollNow asks the watcher to poll at once (after an admin action).
-type pollNow struct{}
-
-// proxyWatcher polls HAProxy every interval, keeps the last snapshot, and
-// when a server's status changes it stores an event, on the master only.
-// Polling runs in a goroutine; Receive only compares snapshots.
-type proxyWatcher struct {
+// Proxy polls HAProxy every interval, keeps the last snapshot (on every
+// node, for GET /v1/proxy/servers and the metrics), and when a server's
+// status changes it stores an event, on the duty holder only. It runs the
+// admin actions on servers too.
+type Proxy struct {
 	cfg     ProxyConfig
 	state   *proxyState
 	metrics *proxyMetrics
-	ingest  func([]event.Event) error
-	master  func() bool
 	log     *slog.Logger
+	now     chan struct{} // poll at once
 
-	cancel context.CancelFunc
-	now    chan struct{}
+	mu  sync.Mutex
+	env Env // of the last Run; for the admin actions' events
 }
 
 // maxUnsent bounds the change events kept while the engine is full.
 const maxUnsent = 10000
 
-func (w *proxyWatcher) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		ctx, cancel := context.WithCancel(context.Background())
-		w.cancel, w.now = cancel, make(chan struct{}, 1)
-		self, root := c.Self(), c.ActorSystem().Root
-		go w.poll(ctx, func(p *proxyPolled) { root.Send(self, p) })
-	case *proxyPolled:
-		w.polled(m)
-	case *pollNow:
-		select {
-		case w.now <- struct{}{}:
-		default:
-		}
-	case *actor.Restarting:
-		if w.cancel != nil {
-			w.cancel()
-		}
-	case *actor.Stopping:
-		if w.cancel != nil {
-			w.cancel()
-		}
-		if w.flush(); len(w.state.unsent) > 0 {
-			w.log.Error("HAProxy change events not stored: the engine refused them until shutdown", "events", len(w.state.unsent))
-		}
+// flushWait is how long one poll waits for room in a full engine before
+// it keeps its change events for the next.
+const flushWait = 200 * time.Millisecond
+
+// NewProxy makes the watcher; its metrics go to reg.
+func NewProxy(cfg ProxyConfig, reg prometheus.Registerer, log *slog.Logger) *Proxy {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Source == "" {
+		cfg.Source = "haproxy"
+	}
+	return &Proxy{cfg: cfg, state: &proxyState{}, metrics: newProxyMetrics(reg), log: log, now: make(chan struct{}, 1)}
+}
+
+// Name is "haproxy".
+func (w *Proxy) Name() string { return "haproxy" }
+
+// Placement is EveryNode: each node keeps the snapshot, the holder stores
+// the changes.
+func (w *Proxy) Placement() Placement { return EveryNode }
+
+// Status is a *ProxyStatus.
+func (w *Proxy) Status() any {
+	st := w.state.status()
+	w.mu.Lock()
+	holder := w.env.Holder
+	w.mu.Unlock()
+	st.ChangeEvents = holder != nil && holder()
+	return &st
+}
+
+// Hidden is the status with HAProxy's error blanked, for callers without
+// the admin token.
+func (p ProxyStatus) Hidden() any {
+	HideDetail(&p.Error)
+	return &p
+}
+
+// Snapshot is the last poll.
+func (w *Proxy) Snapshot() ProxySnapshot { return w.state.snapshot() }
+
+// PollNow has the watcher poll at once (after an admin action).
+func (w *Proxy) PollNow() {
+	select {
+	case w.now <- struct{}{}:
+	default:
 	}
 }
 
+// Run polls until ctx ends.
+func (w *Proxy) Run(ctx context.Context, env Env) error {
+	w.mu.Lock()
+	w.env = env
+	w.mu.Unlock()
+	t := time.NewTicker(w.cfg.Interval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval, time.Second))
+		res, err := w.cfg.Client.Stats(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			break
+		}
+		w.polled(&proxyPolled{rows: res.Rows, err: err, at: time.Now().UTC()})
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			continue
+		case <-w.now:
+			continue
+		}
+		break
+	}
+	if w.flush(); len(w.state.unsent) > 0 {
+		w.log.Error("HAProxy change events not stored: the engine refused them until shutdown", "events", len(w.state.unsent))
+	}
+	return nil
+}
+
 // flush hands the change events waiting for room to the engine.
-func (w *proxyWatcher) flush() {
+func (w *Proxy) flush() {
 	st := w.state
 	if len(st.unsent) == 0 {
 		return
 	}
-	err := w.ingest(st.unsent)
+	ctx, cancel := context.WithTimeout(context.Background(), flushWait)
+	err := w.env.IngestAsHolder(ctx, st.unsent)
+	cancel()
 	if err == nil && len(st.claims) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
 		for _, c := range st.claims {
@@ -241,7 +288,7 @@ func (w *proxyWatcher) flush() {
 		cancel()
 		st.claims = nil
 	}
-	if errors.Is(err, errNotHolder) {
+	if errors.Is(err, ErrNotHolder) {
 		// Not recorded in the change log: the next holder stores them,
 		// with the same ids.
 		w.log.Info("this node no longer holds the duties: its HAProxy change events not stored yet are left to the next holder", "events", len(st.unsent))
@@ -262,27 +309,7 @@ func (w *proxyWatcher) flush() {
 	st.unsent = nil
 }
 
-func (w *proxyWatcher) poll(ctx context.Context, report func(*proxyPolled)) {
-	t := time.NewTicker(w.cfg.Interval)
-	defer t.Stop()
-	for {
-		pctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval, time.Second))
-		res, err := w.cfg.Client.Stats(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		report(&proxyPolled{rows: res.Rows, err: err, at: time.Now().UTC()})
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-w.now:
-		}
-	}
-}
-
-func (w *proxyWatcher) polled(p *proxyPolled) {
+func (w *Proxy) polled(p *proxyPolled) {
 	if p.err != nil {
 		w.flush()
 		w.metrics.polls.WithLabelValues("error").Inc()
@@ -301,7 +328,7 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 	w.metrics.polls.WithLabelValues("ok").Inc()
 	w.metrics.reachable.Set(1)
 
-	master := w.master()
+	master := w.env.Holder()
 	cur := make(map[[2]string]haproxy.Stat)
 	var servers []ProxyServer
 	var changes []event.Event
@@ -376,7 +403,7 @@ func (w *proxyWatcher) polled(p *proxyPolled) {
 // last duty holder stored this change already (the same status, changed
 // at the same moment by HAProxy's clock). Without the log, or when it
 // cannot be read, the event keeps its random id.
-func (w *proxyWatcher) claim(ev *event.Event, server, status string, at int64) bool {
+func (w *Proxy) claim(ev *event.Event, server, status string, at int64) bool {
 	if w.cfg.Changes == nil {
 		return true
 	}
@@ -406,7 +433,7 @@ func (w *proxyWatcher) claim(ev *event.Event, server, status string, at int64) b
 
 // lastStored is the status the cluster last stored for server; false
 // when the log has none or cannot be read.
-func (w *proxyWatcher) lastStored(server string) (string, bool) {
+func (w *Proxy) lastStored(server string) (string, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), changeLogTimeout)
 	defer cancel()
 	_, last, err := w.cfg.Changes.Last(ctx, server)
@@ -423,50 +450,19 @@ func abs(v int64) int64 {
 	return v
 }
 
-func (w *proxyWatcher) changeEvent(old, cur haproxy.Stat, at time.Time) event.Event {
+func (w *Proxy) changeEvent(old, cur haproxy.Stat, at time.Time) event.Event {
 	data, _ := json.Marshal(map[string]any{
 		"backend": cur.Proxy, "server": cur.Server,
 		"old_status": haproxy.NormalizeStatus(old.Status), "new_status": haproxy.NormalizeStatus(cur.Status),
 		"old_status_raw": old.Status, "new_status_raw": cur.Status,
 		"check_status": cur.CheckStatus, "check_code": cur.CheckCode, "check_desc": cur.CheckDesc, "addr": cur.Addr,
 	})
-	return event.Event{ID: newBatchID(), Type: StatusChangedType, Source: w.cfg.Source,
+	return event.Event{ID: newID(), Type: StatusChangedType, Source: w.cfg.Source,
 		Subject: cur.Proxy + "/" + cur.Server, Time: at, ReceivedAt: at, Data: data}
-}
-
-// startProxy spawns the watcher, a supervised sibling of the buffer.
-func (e *Engine) startProxy(pc ProxyConfig, restart actor.PropsOption) error {
-	if pc.Interval <= 0 {
-		pc.Interval = 2 * time.Second
-	}
-	if pc.Source == "" {
-		pc.Source = "haproxy"
-	}
-	e.proxyC = pc.Client
-	e.proxySt = &proxyState{isMaster: e.master.isMaster}
-	metrics := newProxyMetrics(e.cfg.Registerer)
-	log := e.log.With("actor", "proxy")
-	var err error
-	e.proxy, err = e.sys.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &proxyWatcher{cfg: pc, state: e.proxySt, metrics: metrics, ingest: e.dutyIngest,
-			master: e.master.isMaster, log: log}
-	}, restart), "proxy")
-	if err != nil {
-		return fmt.Errorf("cannot start the proxy watcher: %w", err)
-	}
-	return nil
 }
 
 // ErrNoProxy says that HAProxy (or its runtime API) is not configured.
 var ErrNoProxy = errors.New("HAProxy is not configured")
-
-// ProxySnapshot returns the watcher's last snapshot.
-func (e *Engine) ProxySnapshot() (ProxySnapshot, error) {
-	if e.proxySt == nil {
-		return ProxySnapshot{}, ErrNoProxy
-	}
-	return e.proxySt.snapshot(), nil
-}
 
 // The admin actions on a server.
 const (
@@ -475,22 +471,23 @@ const (
 	ActionDrain   = "drain"
 )
 
-// ProxyAction enables, disables or drains a server through HAProxy's
-// runtime API, stores an event recording who did what and how it went,
-// and has the watcher poll at once. HAProxy's own errors are returned
+// Action enables, disables or drains a server through HAProxy's runtime
+// API, stores an event recording who did what and how it went, and has
+// the watcher poll at once. HAProxy's own errors are returned
 // (errors.Is(err, haproxy.ErrNotFound) for an unknown backend or server).
-func (e *Engine) ProxyAction(ctx context.Context, who, backend, server, action string) error {
-	if e.proxyC == nil || e.proxyC.RuntimeAddr == "" {
+func (w *Proxy) Action(ctx context.Context, who, backend, server, action string) error {
+	c := w.cfg.Client
+	if c.RuntimeAddr == "" {
 		return fmt.Errorf("%w: set --haproxy-runtime-addr", ErrNoProxy)
 	}
 	var err error
 	switch action {
 	case ActionEnable:
-		err = e.proxyC.EnableServer(ctx, backend, server)
+		err = c.EnableServer(ctx, backend, server)
 	case ActionDisable:
-		err = e.proxyC.DisableServer(ctx, backend, server)
+		err = c.DisableServer(ctx, backend, server)
 	case ActionDrain:
-		err = e.proxyC.SetServerState(ctx, backend, server, haproxy.ServerDrain)
+		err = c.SetServerState(ctx, backend, server, haproxy.ServerDrain)
 	default:
 		return fmt.Errorf("%w: action must be enable, disable or drain, got %q", haproxy.ErrInvalidArgument, action)
 	}
@@ -501,15 +498,28 @@ func (e *Engine) ProxyAction(ctx context.Context, who, backend, server, action s
 	data, _ := json.Marshal(map[string]string{"action": action, "backend": backend, "server": server,
 		"who": who, "result": result, "error": msg})
 	now := time.Now().UTC()
-	id, _ := uuid.NewV7()
-	ev := event.Event{ID: id.String(), Type: AdminActionType, Source: "eventlistener/admin",
+	ev := event.Event{ID: newID(), Type: AdminActionType, Source: "eventlistener/admin",
 		Subject: backend + "/" + server, Time: now, ReceivedAt: now, Data: data}
-	if ierr := e.ingestSibling([]event.Event{ev}); ierr != nil {
-		e.log.Error("cannot store the admin action's event", "action", action, "backend", backend, "server", server, "error", ierr)
+	w.mu.Lock()
+	ingest := w.env.Ingest
+	w.mu.Unlock()
+	ierr := errors.New("the watcher has not started")
+	if ingest != nil {
+		ierr = ingest(ctx, []event.Event{ev})
 	}
-	e.log.Info("HAProxy admin action", "who", who, "action", action, "backend", backend, "server", server, "result", result, "error", msg)
-	if e.proxy != nil {
-		e.sys.Root.Send(e.proxy, &pollNow{})
+	if ierr != nil {
+		w.log.Error("cannot store the admin action's event", "action", action, "backend", backend, "server", server, "error", ierr)
 	}
+	w.log.Info("HAProxy admin action", "who", who, "action", action, "backend", backend, "server", server, "result", result, "error", msg)
+	w.PollNow()
 	return err
+}
+
+// newID is a new UUIDv7 (a random UUID should the clock fail it).
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
 }

@@ -1,7 +1,8 @@
-package actors
+package sources
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ import (
 // node is one node's proxy watcher with the cluster's change log,
 // collecting what it would store.
 type node struct {
-	w      *proxyWatcher
+	w      *Proxy
 	stored []event.Event
 	fails  bool
 	master bool
@@ -26,19 +27,20 @@ type node struct {
 
 func newNode(log ChangeLog) *node {
 	n := &node{master: true}
-	n.w = &proxyWatcher{cfg: ProxyConfig{Source: "haproxy", Changes: log}, state: &proxyState{isMaster: func() bool { return n.master }},
-		metrics: newProxyMetrics(prometheus.NewRegistry()),
-		ingest: func(evs []event.Event) error {
+	n.w = NewProxy(ProxyConfig{Source: "haproxy", Changes: log}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	n.w.env = Env{
+		IngestAsHolder: func(_ context.Context, evs []event.Event) error {
 			if !n.master {
-				return errNotHolder // as the engine's dutyIngest
+				return ErrNotHolder // as the engine's
 			}
 			if n.fails {
-				return ErrOverloaded
+				return errors.New("the engine is full")
 			}
 			n.stored = append(n.stored, evs...)
 			return nil
 		},
-		master: func() bool { return n.master }, log: slog.New(slog.DiscardHandler)}
+		Holder: func() bool { return n.master },
+	}
 	return n
 }
 

@@ -1,8 +1,7 @@
-package actors
+package sources
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
@@ -20,8 +18,8 @@ import (
 	infraredis "eventlistener/infra/redis"
 )
 
-// RedisConfig says what the Redis subscriber subscribes to.
-type RedisConfig struct {
+// PubSubConfig says what the Redis subscriber subscribes to.
+type PubSubConfig struct {
 	Options infraredis.Options
 	// Channels to subscribe to; an entry with glob characters (* ? [) is a
 	// pattern subscription.
@@ -32,56 +30,39 @@ type RedisConfig struct {
 	// --max-event-bytes for HTTP); zero: no limit.
 	MaxEventBytes int
 
-	// beforeSubscribe, in tests, runs before each subscription and may
-	// panic or fail like connection code does.
-	beforeSubscribe func() error
+	// BeforeSubscribe, in tests, runs before each subscription and may
+	// panic or fail like connection code does: a failure ends Run with it.
+	BeforeSubscribe func() error
 }
 
-// RedisStatus is what GET /v1/node shows of the subscription.
-type RedisStatus struct {
-	Mode       string    `json:"mode"`    // "single" or "sentinel"
-	Running    bool      `json:"running"` // the subscriber runs on this node (it is master)
+// PubSubStatus is what GET /v1/node shows of the subscription.
+type PubSubStatus struct {
+	Mode       string    `json:"mode"` // "single" or "sentinel"
 	Master     string    `json:"master"`
 	Subscribed bool      `json:"subscribed"`
 	Channels   []string  `json:"channels"`
 	Since      time.Time `json:"since"` // when Subscribed last changed
 	LastError  string    `json:"last_error,omitempty"`
-	Restarts   int       `json:"restarts"` // of the subscriber actor
 	Messages   int64     `json:"messages"`
 	Bad        int64     `json:"bad_messages"`
 }
 
-// redisState is the subscriber's status, shared with the API; it outlives
-// restarts of the actor.
-type redisState struct {
-	mu sync.Mutex
-	s  RedisStatus
+// Hidden is the status with its error blanked, for callers without the
+// admin token.
+func (r PubSubStatus) Hidden() any {
+	HideDetail(&r.LastError)
+	return &r
 }
 
-func (r *redisState) snapshot() RedisStatus {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	s := r.s
-	s.Channels = append([]string(nil), s.Channels...)
-	return s
-}
-
-func (r *redisState) update(f func(s *RedisStatus)) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f(&r.s)
-}
-
-type redisMetrics struct {
+type pubsubMetrics struct {
 	up       prometheus.Gauge
 	messages *prometheus.CounterVec
 	bad      *prometheus.CounterVec
 	restored prometheus.Counter
-	restarts prometheus.Counter
 }
 
-func newRedisMetrics(reg prometheus.Registerer) *redisMetrics {
-	m := &redisMetrics{
+func newPubSubMetrics(reg prometheus.Registerer) *pubsubMetrics {
+	m := &pubsubMetrics{
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventlistener_redis_subscription_up",
 			Help: "1 while every Redis channel and pattern is subscribed on the current master.",
@@ -98,31 +79,28 @@ func newRedisMetrics(reg prometheus.Registerer) *redisMetrics {
 			Name: "eventlistener_redis_subscriptions_restored_total",
 			Help: "Times the subscription was made again after it was lost or the master changed.",
 		}),
-		restarts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "eventlistener_redis_subscriber_restarts_total",
-			Help: "Restarts of the Redis subscriber actor by its supervisor.",
-		}),
 	}
-	reg.MustRegister(m.up, m.messages, m.bad, m.restored, m.restarts)
+	reg.MustRegister(m.up, m.messages, m.bad, m.restored)
 	return m
 }
 
-// subscriptionFailed reports a failure of the subscription goroutine; the
-// actor crashes on it so its supervisor restarts it.
-type subscriptionFailed struct{ err error }
-
-// redisSubscriber owns the Redis subscription. Its goroutine receives the
-// messages and hands them to the engine like HTTP events; Receive only
-// starts, stops and crashes it.
-type redisSubscriber struct {
-	cfg     RedisConfig
-	ingest  func([]event.Event) error
-	state   *redisState
-	metrics *redisMetrics
+// PubSub owns the Redis subscription: it receives the messages and hands
+// them to the engine like HTTP events, and subscribes again whenever the
+// subscription is lost or Sentinel moves the master. It is a Singleton:
+// every subscriber hears every message.
+type PubSub struct {
+	cfg     PubSubConfig
+	metrics *pubsubMetrics
 	log     *slog.Logger
 
-	cancel context.CancelFunc
-	done   chan struct{}
+	stMu sync.Mutex
+	st   PubSubStatus
+}
+
+// pubsubRun is one Run of a PubSub: a stopping Run may overlap the next.
+type pubsubRun struct {
+	*PubSub
+	env Env
 
 	mu            sync.Mutex
 	current       *goredis.PubSub
@@ -131,55 +109,57 @@ type redisSubscriber struct {
 	switched      chan string
 }
 
-func (s *redisSubscriber) Receive(c actor.Context) {
-	switch m := c.Message().(type) {
-	case *actor.Started:
-		ctx, cancel := context.WithCancel(context.Background())
-		s.cancel, s.done, s.switched = cancel, make(chan struct{}), make(chan string, 1)
-		self, root := c.Self(), c.ActorSystem().Root
-		go s.run(ctx, func(err error) { root.Send(self, &subscriptionFailed{err: err}) })
-	case *subscriptionFailed:
-		panic(m.err) // the supervisor restarts the actor
-	case *actor.Restarting:
-		s.metrics.restarts.Inc()
-		s.state.update(func(st *RedisStatus) { st.Restarts++ })
-		s.stop()
-	case *actor.Stopping:
-		s.stop()
+// NewPubSub makes the subscriber; its metrics go to reg.
+func NewPubSub(cfg PubSubConfig, reg prometheus.Registerer, log *slog.Logger) *PubSub {
+	if cfg.EventType == "" {
+		cfg.EventType = "redis.message"
 	}
+	mode := "single"
+	if cfg.Options.Sentinel() {
+		mode = "sentinel"
+	}
+	return &PubSub{cfg: cfg, metrics: newPubSubMetrics(reg), log: log,
+		st: PubSubStatus{Mode: mode, Channels: cfg.Channels}}
 }
 
-// stop ends the goroutine and waits (briefly) for it.
-func (s *redisSubscriber) stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.mu.Lock()
-	if s.current != nil {
-		s.current.Close()
-	}
-	s.mu.Unlock()
-	select {
-	case <-s.done:
-	case <-time.After(5 * time.Second):
-		s.log.Warn("Redis subscription did not stop within 5s")
-	}
-	s.setUp(false, "", nil)
+// Name is "redis".
+func (s *PubSub) Name() string { return "redis" }
+
+// Placement is Singleton.
+func (s *PubSub) Placement() Placement { return Singleton }
+
+// Status is a *PubSubStatus.
+func (s *PubSub) Status() any {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	st := s.st
+	st.Channels = append([]string(nil), st.Channels...)
+	return &st
 }
 
-// run subscribes, receives, and subscribes again whenever the subscription
-// is lost or the master changes, until ctx is done. A panic or a failure to
-// even build the client is reported with fail.
-func (s *redisSubscriber) run(ctx context.Context, fail func(error)) {
-	defer close(s.done)
-	defer func() {
-		if r := recover(); r != nil {
-			err := fmt.Errorf("redis subscription panicked: %v", r)
-			s.state.update(func(st *RedisStatus) { st.LastError = err.Error() })
-			fail(err)
+func (s *PubSub) update(f func(st *PubSubStatus)) {
+	s.stMu.Lock()
+	defer s.stMu.Unlock()
+	f(&s.st)
+}
+
+// Run subscribes, receives, and subscribes again whenever the subscription
+// is lost or the master changes, until ctx is done.
+func (s *PubSub) Run(ctx context.Context, env Env) error {
+	return (&pubsubRun{PubSub: s, env: env, switched: make(chan string, 1)}).run(ctx)
+}
+
+func (s *pubsubRun) run(ctx context.Context) error {
+	// Ending ends the session under way at once, whatever it waits for.
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.current != nil {
+			s.current.Close()
 		}
-	}()
+	})
+	defer stop()
+	defer s.setUp(false, "", nil)
 	if s.cfg.Options.Sentinel() {
 		go s.watchSentinels(ctx)
 	}
@@ -187,17 +167,16 @@ func (s *redisSubscriber) run(ctx context.Context, fail func(error)) {
 	bo.InitialInterval, bo.MaxInterval = 50*time.Millisecond, 2*time.Second
 	target := "" // the master a switch announced; "" means ask
 	for ctx.Err() == nil {
-		if s.cfg.beforeSubscribe != nil {
-			if err := s.cfg.beforeSubscribe(); err != nil {
-				s.state.update(func(st *RedisStatus) { st.LastError = err.Error() })
-				fail(err)
-				return
+		if s.cfg.BeforeSubscribe != nil {
+			if err := s.cfg.BeforeSubscribe(); err != nil {
+				s.update(func(st *PubSubStatus) { st.LastError = err.Error() })
+				return err
 			}
 		}
 		addr, err := s.session(ctx, target)
 		target = ""
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		s.setUp(false, addr, err)
 		var sw switchedTo
@@ -208,12 +187,13 @@ func (s *redisSubscriber) run(ctx context.Context, fail func(error)) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case to := <-s.switched:
 			target = to
 		case <-time.After(bo.NextBackOff()):
 		}
 	}
+	return nil
 }
 
 // switchedTo ends a session: Sentinel announced a new master at this address.
@@ -224,7 +204,7 @@ func (e switchedTo) Error() string { return "sentinel switched the master to " +
 // session finds the master (target, or what the sentinels say), checks
 // that it is a master, subscribes there and receives until something
 // fails. It returns the address it used.
-func (s *redisSubscriber) session(ctx context.Context, target string) (string, error) {
+func (s *pubsubRun) session(ctx context.Context, target string) (string, error) {
 	o := s.cfg.Options
 	addr := target
 	if addr == "" {
@@ -277,7 +257,7 @@ func (s *redisSubscriber) session(ctx context.Context, target string) (string, e
 	return addr, err
 }
 
-func (s *redisSubscriber) subscribe(ctx context.Context, ps *goredis.PubSub) error {
+func (s *pubsubRun) subscribe(ctx context.Context, ps *goredis.PubSub) error {
 	var channels, patterns []string
 	for _, c := range s.cfg.Channels {
 		if strings.ContainsAny(c, "*?[") {
@@ -307,7 +287,7 @@ const silence = 3 * time.Second
 
 // receive hands messages to the engine until the subscription fails, goes
 // silent, or the master switches.
-func (s *redisSubscriber) receive(ctx context.Context, ps *goredis.PubSub, addr string) error {
+func (s *pubsubRun) receive(ctx context.Context, ps *goredis.PubSub, addr string) error {
 	confirmed := 0
 	lastHeard := time.Now()
 	for {
@@ -355,44 +335,31 @@ func (s *redisSubscriber) receive(ctx context.Context, ps *goredis.PubSub, addr 
 }
 
 // handle turns one message into an event and hands it to the engine,
-// waiting while the engine is full: a message is dropped only when the
-// engine stops.
-func (s *redisSubscriber) handle(ctx context.Context, m *goredis.Message) {
+// which waits while it is full: a message is dropped only when the
+// engine stops or this node lost the duties.
+func (s *pubsubRun) handle(ctx context.Context, m *goredis.Message) {
 	sub := m.Channel
 	if m.Pattern != "" {
 		sub = m.Pattern
 	}
 	s.metrics.messages.WithLabelValues(sub).Inc()
-	s.state.update(func(st *RedisStatus) { st.Messages++ })
-	ev, err := messageToEvent(m.Channel, []byte(m.Payload), s.cfg.EventType, s.cfg.MaxEventBytes, time.Now().UTC())
+	s.update(func(st *PubSubStatus) { st.Messages++ })
+	ev, err := payloadEvent("redis://"+m.Channel, "", []byte(m.Payload), s.cfg.EventType, s.cfg.MaxEventBytes, time.Now().UTC())
 	if err != nil {
 		s.metrics.bad.WithLabelValues(sub).Inc()
-		s.state.update(func(st *RedisStatus) { st.Bad++ })
+		s.update(func(st *PubSubStatus) { st.Bad++ })
 		s.log.Warn("Redis message is not a valid event; skipped", "channel", m.Channel, "error", err,
 			"payload", preview(m.Payload))
 		return
 	}
-	wait := 10 * time.Millisecond
-	for {
-		err := s.ingest([]event.Event{ev})
-		if err == nil {
-			return
-		}
-		if errors.Is(err, errNotHolder) {
-			s.log.Debug("Redis message dropped: this node no longer holds the duties", "channel", m.Channel, "id", ev.ID)
-			return
-		}
-		if !errors.Is(err, ErrOverloaded) {
-			s.log.Error("Redis message dropped", "channel", m.Channel, "id", ev.ID, "error", err)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			s.log.Error("Redis message dropped at shutdown", "channel", m.Channel, "id", ev.ID)
-			return
-		case <-time.After(wait):
-			wait = min(2*wait, time.Second)
-		}
+	switch err := s.env.Ingest(ctx, []event.Event{ev}); {
+	case err == nil:
+	case errors.Is(err, ErrNotHolder):
+		s.log.Debug("Redis message dropped: this node no longer holds the duties", "channel", m.Channel, "id", ev.ID)
+	case ctx.Err() != nil:
+		s.log.Error("Redis message dropped at shutdown", "channel", m.Channel, "id", ev.ID)
+	default:
+		s.log.Error("Redis message dropped", "channel", m.Channel, "id", ev.ID, "error", err)
 	}
 }
 
@@ -404,9 +371,9 @@ func preview(s string) string {
 }
 
 // setUp records the subscription's state, and logs the change.
-func (s *redisSubscriber) setUp(up bool, master string, err error) {
+func (s *PubSub) setUp(up bool, master string, err error) {
 	var was bool
-	s.state.update(func(st *RedisStatus) {
+	s.update(func(st *PubSubStatus) {
 		was = st.Subscribed
 		if up || st.Master == "" {
 			st.Master = master
@@ -437,7 +404,7 @@ func (s *redisSubscriber) setUp(up bool, master string, err error) {
 // failover moves the subscription at once instead of after the old master
 // is demoted (which drops its clients seconds later). Every sentinel tells
 // the news; a subscription already on the new master is left alone.
-func (s *redisSubscriber) watchSentinels(ctx context.Context) {
+func (s *pubsubRun) watchSentinels(ctx context.Context) {
 	o := s.cfg.Options
 	for _, addr := range o.Sentinels {
 		go func() {
@@ -468,7 +435,7 @@ func (s *redisSubscriber) watchSentinels(ctx context.Context) {
 
 // masterSwitched moves the subscription to the new master, unless it is
 // there already.
-func (s *redisSubscriber) masterSwitched(from, to string) {
+func (s *pubsubRun) masterSwitched(from, to string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.currentAddr == to {
@@ -492,18 +459,4 @@ func (s *redisSubscriber) masterSwitched(from, to string) {
 	if s.current != nil {
 		s.current.Close()
 	}
-}
-
-// RedisNotifier publishes each BatchReport as JSON on a Redis channel.
-type RedisNotifier struct {
-	Publisher *infraredis.Publisher
-}
-
-// Notify publishes r.
-func (n RedisNotifier) Notify(ctx context.Context, r BatchReport) error {
-	payload, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return n.Publisher.Publish(ctx, payload)
 }

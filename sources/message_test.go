@@ -1,4 +1,4 @@
-package actors
+package sources
 
 import (
 	"strings"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-func TestMessageToEvent(t *testing.T) {
+func TestPayloadEvent(t *testing.T) {
 	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name, payload                  string
@@ -30,7 +30,7 @@ func TestMessageToEvent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev, err := messageToEvent("orders", []byte(tt.payload), "redis.message", 1<<20, now)
+			ev, err := payloadEvent("redis://orders", "", []byte(tt.payload), "redis.message", 1<<20, now)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)

@@ -1,4 +1,0 @@
-package actors
-
-// MessageToEvent is messageToEvent, for the external tests.
-var MessageToEvent = messageToEvent

@@ -1,0 +1,4 @@
+package sources
+
+// PayloadEvent is payloadEvent, for the external tests.
+var PayloadEvent = payloadEvent
