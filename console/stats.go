@@ -67,6 +67,7 @@ type State struct {
 	Node      actors.NodeStatus      `json:"node"` // Node.Sinks are in Sinks
 	Sinks     []SinkView             `json:"sinks"`
 	Redis     *RedisView             `json:"redis,omitempty"`
+	Streams   *StreamsView           `json:"streams,omitempty"`
 	Proxy     *sources.ProxySnapshot `json:"proxy,omitempty"`
 	Cluster   actors.Cluster         `json:"cluster"`
 	Replay    *ReplayStatus          `json:"replay,omitempty"` // the last replay started here
@@ -111,6 +112,13 @@ type RedisView struct {
 	sources.PubSubStatus
 	Patterns []string `json:"patterns"`
 	// Running says the subscriber runs on this node (it holds the duties).
+	Running  bool `json:"running"`
+	Restarts int  `json:"restarts"`
+}
+
+// StreamsView is the Redis Streams consumer.
+type StreamsView struct {
+	sources.StreamsStatus
 	Running  bool `json:"running"`
 	Restarts int  `json:"restarts"`
 }
@@ -325,6 +333,11 @@ func buildState(o *Options, cur counters, node actors.NodeStatus, backlog map[st
 		}
 		st.Redis = &rv
 	}
+	if src := node.Source("redis-streams"); src != nil {
+		if ss, ok := src.Status.(*sources.StreamsStatus); ok {
+			st.Streams = &StreamsView{StreamsStatus: *ss, Running: src.Running, Restarts: src.Restarts}
+		}
+	}
 	node.Sinks = nil
 	st.Node = node
 	if o.Proxy != nil {
@@ -349,6 +362,11 @@ func hide(st State) State {
 		r := *st.Redis
 		r.PubSubStatus = *r.PubSubStatus.Hidden().(*sources.PubSubStatus)
 		out.Redis = &r
+	}
+	if st.Streams != nil {
+		v := *st.Streams
+		v.StreamsStatus = *v.StreamsStatus.Hidden().(*sources.StreamsStatus)
+		out.Streams = &v
 	}
 	if st.Proxy != nil {
 		p := *st.Proxy

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -102,4 +104,57 @@ func isEnvelope(obj []byte) (env, hasID bool) {
 		}
 	}
 	return true, hasID
+}
+
+// entryEvent turns a stream entry into an event, by the rules of
+// payloadEvent: an entry whose one field holds a JSON event or CloudEvent
+// is that event; any other entry's fields become its data, a JSON object
+// of strings (the base64 of a value that is not UTF-8 text or holds a
+// NUL), with type defaultType and the entry's id as subject. An event
+// without an id of its own gets id.
+func entryEvent(source, id, entryID string, values map[string]any, defaultType string, maxEventBytes int, now time.Time) (event.Event, error) {
+	if len(values) == 1 {
+		for _, v := range values {
+			if s, ok := v.(string); ok {
+				if env, _ := isEnvelope(bytes.TrimSpace([]byte(s))); env {
+					return payloadEvent(source, id, []byte(s), defaultType, maxEventBytes, now)
+				}
+			}
+		}
+	}
+	ev := event.Event{ID: id, Type: defaultType, Source: source, Subject: entryID, Time: now, ReceivedAt: now}
+	if len(values) == 0 {
+		return ev, errors.New("the entry has no fields")
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		if !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0 {
+			return ev, fmt.Errorf("field name %q is not UTF-8 text", k)
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	obj := []byte{'{'}
+	for i, k := range keys {
+		if i > 0 {
+			obj = append(obj, ',')
+		}
+		obj = event.AppendJSONString(obj, []byte(k))
+		obj = append(obj, ':')
+		v := fmt.Sprint(values[k])
+		if utf8.ValidString(v) && strings.IndexByte(v, 0) < 0 {
+			obj = event.AppendJSONString(obj, []byte(v))
+		} else {
+			obj = event.AppendJSONString(obj, base64.StdEncoding.AppendEncode(nil, []byte(v)))
+		}
+	}
+	obj = append(obj, '}')
+	dec := event.NewDecoder(event.DecodeOptions{Now: now, DefaultSource: source, MaxEventBytes: maxEventBytes})
+	defer dec.Release()
+	data, err := dec.Data(obj, "the entry's fields")
+	if err != nil {
+		return ev, err
+	}
+	ev.Data = data
+	return ev, nil
 }

@@ -18,6 +18,7 @@ import (
 	infraredis "eventlistener/infra/redis"
 	"eventlistener/infra/vip"
 	"eventlistener/sinks"
+	"eventlistener/sources"
 )
 
 // config is every setting, filled from flags and environment.
@@ -72,6 +73,13 @@ type config struct {
 	RedisMasterName    string
 	RedisPassword      string
 	RedisChannels      string
+	RedisStreams       string
+	RedisGroup         string
+	RedisGroupStart    string
+	RedisStreamBatch   int
+	RedisStreamClaim   time.Duration
+	RedisStreamDead    string
+	RedisStreamDeadMax int64
 	RedisEventType     string
 	RedisNotifyChannel string
 	RedisNotifyQueue   int
@@ -99,6 +107,7 @@ type config struct {
 	esAddresses     []string
 	redis           infraredis.Options
 	redisChannels   []string
+	redisStreams    []string
 	vip             *vip.Checker
 }
 
@@ -165,12 +174,19 @@ func defaultConfig() config {
 		// Below Kubernetes' 30s grace period (and with the HTTP drain
 		// counted in), so a stop is never a SIGKILL; what the stores do not
 		// take in time stays in the WAL for the next start.
-		ShutdownTimeout:  20 * time.Second,
-		LogLevel:         "info",
-		LogFormat:        "text",
-		RedisEventType:   "redis.message",
-		RedisNotifyQueue: actors.DefaultNotifyQueue,
-		ClusterName:      "eventlistener",
+		ShutdownTimeout: 20 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+		RedisEventType:  "redis.message",
+		// The reasons are in sources.DefaultStreams.
+		RedisGroup:         sources.DefaultStreams.Group,
+		RedisGroupStart:    "oldest",
+		RedisStreamBatch:   sources.DefaultStreams.Batch,
+		RedisStreamClaim:   sources.DefaultStreams.ClaimIdle,
+		RedisStreamDead:    sources.DefaultStreams.DeadSuffix,
+		RedisStreamDeadMax: sources.DefaultStreams.DeadMaxLen,
+		RedisNotifyQueue:   actors.DefaultNotifyQueue,
+		ClusterName:        "eventlistener",
 		// An entry lives five heartbeats (10 s): a node killed is seen
 		// gone within that, a GC pause or a slow Redis is not a death.
 		NodeHeartbeat: 2 * time.Second,
@@ -287,8 +303,22 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "password of the Redis nodes (and of the sentinels)"},
 		&cli.StringFlag{Name: "redis-channels", Destination: &c.RedisChannels, Sources: env("redis-channels"), Category: "Redis",
 			Usage: "channels to ingest, comma-separated; an entry with * ? or [ is a pattern"},
+		&cli.StringFlag{Name: "redis-streams", Destination: &c.RedisStreams, Sources: env("redis-streams"), Category: "Redis",
+			Usage: "stream keys to read with a consumer group, comma-separated; every node reads them (the group spreads the entries), and an entry is acked once its event is in the WAL"},
+		&cli.StringFlag{Name: "redis-group", Value: c.RedisGroup, Destination: &c.RedisGroup, Sources: env("redis-group"), Category: "Redis",
+			Usage: "the streams' consumer group (made with MKSTREAM when missing); each node is a consumer named by --node-id"},
+		&cli.StringFlag{Name: "redis-group-start", Value: c.RedisGroupStart, Destination: &c.RedisGroupStart, Sources: env("redis-group-start"), Category: "Redis",
+			Usage: "where a group the engine makes begins: oldest (every entry the stream holds) or newest (only entries added after)"},
+		&cli.IntFlag{Name: "redis-stream-batch", Value: c.RedisStreamBatch, Destination: &c.RedisStreamBatch, Sources: env("redis-stream-batch"), Category: "Redis",
+			Usage: "most entries one read takes from a stream (XREADGROUP COUNT): one WAL write and one XACK each; what a node holds of a stream in memory at once"},
+		&cli.DurationFlag{Name: "redis-stream-claim-idle", Value: c.RedisStreamClaim, Destination: &c.RedisStreamClaim, Sources: env("redis-stream-claim-idle"), Category: "Redis",
+			Usage: "entries pending this long on another consumer (a node that died or hangs) are claimed by this one (XAUTOCLAIM)"},
+		&cli.StringFlag{Name: "redis-stream-dead-suffix", Value: c.RedisStreamDead, Destination: &c.RedisStreamDead, Sources: env("redis-stream-dead-suffix"), Category: "Redis",
+			Usage: "a malformed entry is copied, with its error, to the stream named by its key and this suffix, and acked"},
+		&cli.Int64Flag{Name: "redis-stream-dead-max-len", Value: c.RedisStreamDeadMax, Destination: &c.RedisStreamDeadMax, Sources: env("redis-stream-dead-max-len"), Category: "Redis",
+			Usage: "each dead-letter stream keeps about this many entries (MAXLEN ~), the oldest go first"},
 		&cli.StringFlag{Name: "redis-event-type", Value: c.RedisEventType, Destination: &c.RedisEventType, Sources: env("redis-event-type"), Category: "Redis",
-			Usage: "type of events made from Redis messages that are not events themselves"},
+			Usage: "type of events made from Redis messages and stream entries that are not events themselves"},
 		&cli.StringFlag{Name: "node-id", Destination: &c.NodeID, Sources: env("node-id"), Category: "Cluster",
 			Usage: "this node's name in the Redis node registry; keep it across restarts (a StatefulSet pod's name does), so a restarted node takes its entry back. empty: the host name"},
 		&cli.StringFlag{Name: "node-addr", Destination: &c.NodeAddr, Sources: env("node-addr"), Category: "Cluster",
@@ -479,10 +509,40 @@ func (c *config) validateRedis() error {
 			c.redisChannels = append(c.redisChannels, ch)
 		}
 	}
+	c.redisStreams = nil
+	clear(seen)
+	for _, k := range infraredis.SplitList(c.RedisStreams) {
+		if !seen[k] {
+			seen[k] = true
+			c.redisStreams = append(c.redisStreams, k)
+		}
+	}
 	errs := []error{c.redis.Validate()}
+	if len(c.redisStreams) > 0 {
+		if c.RedisGroup == "" {
+			errs = append(errs, errors.New("--redis-group must not be empty"))
+		}
+		if c.RedisGroupStart != "oldest" && c.RedisGroupStart != "newest" {
+			errs = append(errs, fmt.Errorf("--redis-group-start must be oldest or newest, got %q", c.RedisGroupStart))
+		}
+		if c.RedisStreamBatch < 1 || c.RedisStreamBatch > 100000 {
+			errs = append(errs, fmt.Errorf("--redis-stream-batch must be 1 to 100000, got %d", c.RedisStreamBatch))
+		}
+		if c.RedisStreamClaim < time.Second {
+			errs = append(errs, fmt.Errorf("--redis-stream-claim-idle must be at least 1s (shorter claims entries a busy node is still on), got %v", c.RedisStreamClaim))
+		}
+		if c.RedisStreamDead == "" {
+			errs = append(errs, errors.New("--redis-stream-dead-suffix must not be empty (the dead letters would go back into the stream)"))
+		}
+		if c.RedisStreamDeadMax < 1 {
+			errs = append(errs, fmt.Errorf("--redis-stream-dead-max-len must be at least 1, got %d", c.RedisStreamDeadMax))
+		}
+	}
 	switch {
 	case !c.redis.Enabled() && len(c.redisChannels) > 0:
 		errs = append(errs, errors.New("--redis-channels needs --redis-url or --redis-sentinels"))
+	case !c.redis.Enabled() && len(c.redisStreams) > 0:
+		errs = append(errs, errors.New("--redis-streams needs --redis-url or --redis-sentinels"))
 	case !c.redis.Enabled() && c.RedisNotifyChannel != "":
 		errs = append(errs, errors.New("--redis-notify-channel needs --redis-url or --redis-sentinels"))
 	}

@@ -311,3 +311,18 @@ func sourceStatus(t testing.TB, node []byte, name string, v any) {
 	}
 	t.Fatalf("/v1/node has no source %q: %s", name, node)
 }
+
+// getNode is GET /v1/node on p's admin listener.
+func getNode(t testing.TB, p *proc) []byte {
+	t.Helper()
+	res, err := http.Get(p.admin + "/v1/node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

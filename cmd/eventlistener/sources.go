@@ -27,6 +27,16 @@ func openSources(c *config, reg prometheus.Registerer, log *slog.Logger) (list [
 		list = append(list, sources.NewPubSub(sources.PubSubConfig{Options: c.redis, Channels: c.redisChannels,
 			EventType: c.RedisEventType, MaxEventBytes: int(c.maxEventBytes)}, reg, log.With("source", "redis")))
 	}
+	if len(c.redisStreams) > 0 {
+		start := "0"
+		if c.RedisGroupStart == "newest" {
+			start = "$"
+		}
+		list = append(list, sources.NewStreams(sources.StreamsConfig{Options: c.redis, Keys: c.redisStreams,
+			Group: c.RedisGroup, Consumer: nodeID(c), Start: start, Batch: c.RedisStreamBatch, ClaimIdle: c.RedisStreamClaim,
+			DeadSuffix: c.RedisStreamDead, DeadMaxLen: c.RedisStreamDeadMax, EventType: c.RedisEventType,
+			MaxEventBytes: int(c.maxEventBytes)}, reg, log.With("source", "redis-streams")))
+	}
 	if c.HAProxyStatsURL != "" || c.HAProxyRuntimeAddr != "" {
 		name := "haproxy://" + c.HAProxyRuntimeAddr
 		if u, err := url.Parse(c.HAProxyStatsURL); err == nil && u.Host != "" {

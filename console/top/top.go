@@ -168,6 +168,21 @@ func (m Model) View() string {
 			label.Render("REDIS"), r.Mode, r.Master, here, sub, clock(r.Since),
 			list(r.Channels), list(r.Patterns), num(s.Redis), num(float64(r.Bad)))
 	}
+	if g := st.Streams; g != nil {
+		streams := grid().Headers("STREAM", "READING", "PENDING", "LAG", "STORED", "DEAD", "CLAIMED", "LAST ERROR")
+		for _, v := range g.Streams {
+			reading, lag := good.Render("yes"), "unknown"
+			if !v.Reading {
+				reading = bad.Render("no")
+			}
+			if v.Lag >= 0 {
+				lag = num(float64(v.Lag))
+			}
+			streams.Row(v.Key, reading, num(float64(v.Pending)), lag, num(float64(v.Stored)), num(float64(v.Dead)),
+				num(float64(v.Claimed)), cut(v.LastError, 60))
+		}
+		fmt.Fprintf(&b, "%s group %s, consumer %s\n%s\n", label.Render("STREAMS"), g.Group, g.Consumer, streams.Render())
+	}
 	if p := st.Proxy; p != nil {
 		servers := grid().Headers("BACKEND", "SERVER", "STATUS", "CHECK", "WEIGHT", "LAST CHANGE")
 		for _, v := range p.Servers {

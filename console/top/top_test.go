@@ -31,6 +31,8 @@ func fakeStream(t *testing.T) string {
 			Channels: []string{"app.events"}, Bad: 4}, Patterns: []string{"jobs.*"}},
 		Proxy: &sources.ProxySnapshot{Reachable: true, Servers: []sources.ProxyServer{
 			{Backend: "web", Server: "s1", Status: "MAINT", StatusRaw: "MAINT", CheckStatus: "L4OK", Weight: 1, LastChangeSeconds: 5}}},
+		Streams: &console.StreamsView{Running: true, StreamsStatus: sources.StreamsStatus{Group: "el", Consumer: "node-a",
+			Streams: []sources.StreamStatus{{Key: "orders", Reading: true, Pending: 17, Lag: 230, Stored: 4100, Dead: 3}}}},
 	}
 	st.Sinks[0].Backlog.Events, st.Sinks[0].Backlog.Files = 20, 1
 	var b strings.Builder
@@ -76,6 +78,7 @@ func TestTheScreenShowsTheStream(t *testing.T) {
 		"elasticsearch", "closed", "12.3k",
 		"sentinel 10.0.0.5:6379", "subscribed", "app.events", "jobs.*", "bad 4",
 		"web", "s1", "MAINT", "L4OK", "5s ago",
+		"STREAMS", "group el, consumer node-a", "orders", "230", "4100",
 	} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("the screen lacks %q:\n%s", want, screen)

@@ -341,6 +341,7 @@ function render() {
 
   renderSinks(st, s);
   renderRedis(st, s);
+  renderStreams(st);
   renderProxy(st);
   renderNode(st);
   renderCluster(st);
@@ -410,6 +411,33 @@ function renderRedis(st, s) {
     ["bad messages", `${num(r.bad_messages)} (${num(s.redis_bad)}/s)`, r.bad_messages > 0 ? "warn" : ""],
     ["last error", r.last_error || "none"],
   ]);
+}
+
+function renderStreams(st) {
+  const g = st.streams;
+  if (!g) return;
+  const box = $("streams");
+  if (!box.querySelector("table")) {
+    box.replaceChildren(el("p", { class: "muted" }), el("div", { class: "scroll" }, el("table", { class: "grid" },
+      el("thead", {}, el("tr", {}, ...["stream", "reading", "pending", "lag", "stored", "dead letters", "claimed", "last error"].map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody"))));
+  }
+  box.querySelector("p").textContent = `group ${g.group}, consumer ${g.consumer}` + (g.restarts ? `, ${g.restarts} restarts` : "");
+  const byKey = new Map((g.streams || []).map((v) => [v.key, v]));
+  keyed(box.querySelector("tbody"), [...byKey.keys()], (key) => el("tr", { "data-stream": key }, ...Array.from({ length: 8 }, () => el("td"))), (tr, key) => {
+    const v = byKey.get(key), td = tr.children;
+    td[0].textContent = key;
+    td[1].textContent = v.reading ? "yes" : "no";
+    td[1].className = v.reading ? "good" : "bad";
+    td[2].textContent = num(v.pending);
+    td[3].textContent = v.lag < 0 ? "unknown" : num(v.lag);
+    td[3].className = v.lag > 0 ? "warn" : "";
+    td[4].textContent = num(v.stored);
+    td[5].textContent = num(v.dead);
+    td[5].className = v.dead > 0 ? "warn" : "";
+    td[6].textContent = num(v.claimed);
+    td[7].textContent = v.last_error ? `${v.last_error} (${ago(v.last_error_at)})` : "none";
+  });
 }
 
 function renderProxy(st) {

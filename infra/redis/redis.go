@@ -91,6 +91,12 @@ func NewClient(o Options) (*goredis.Client, error) {
 	}), nil
 }
 
+// NewUniversalClient is NewClient as the interface every kind of Redis
+// client implements.
+func NewUniversalClient(o Options) (goredis.UniversalClient, error) {
+	return NewClient(o)
+}
+
 // MasterAddr asks the sentinels where the master is now; for a single node
 // it is the URL's address.
 func MasterAddr(ctx context.Context, o Options) (string, error) {
