@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -24,6 +25,10 @@ type PubSubConfig struct {
 	// Channels to subscribe to; an entry with glob characters (* ? [) is a
 	// pattern subscription.
 	Channels []string
+	// Sharded subscribes to sharded channels (SSUBSCRIBE, Redis 7) in a
+	// Redis Cluster: each on the shard that owns it. Channels then has no
+	// patterns.
+	Sharded bool
 	// EventType is the type of messages that are not events themselves.
 	EventType string
 	// MaxEventBytes is the largest data of one message's event (as
@@ -37,7 +42,7 @@ type PubSubConfig struct {
 
 // PubSubStatus is what GET /v1/node shows of the subscription.
 type PubSubStatus struct {
-	Mode       string    `json:"mode"` // "single" or "sentinel"
+	Mode       string    `json:"mode"` // "single", "sentinel", "cluster" or "cluster, sharded"
 	Master     string    `json:"master"`
 	Subscribed bool      `json:"subscribed"`
 	Channels   []string  `json:"channels"`
@@ -115,8 +120,13 @@ func NewPubSub(cfg PubSubConfig, reg prometheus.Registerer, log *slog.Logger) *P
 		cfg.EventType = "redis.message"
 	}
 	mode := "single"
-	if cfg.Options.Sentinel() {
+	switch {
+	case cfg.Options.Sentinel():
 		mode = "sentinel"
+	case cfg.Options.IsCluster() && cfg.Sharded:
+		mode = "cluster, sharded"
+	case cfg.Options.IsCluster():
+		mode = "cluster"
 	}
 	return &PubSub{cfg: cfg, metrics: newPubSubMetrics(reg), log: log,
 		st: PubSubStatus{Mode: mode, Channels: cfg.Channels}}
@@ -173,7 +183,13 @@ func (s *pubsubRun) run(ctx context.Context) error {
 				return err
 			}
 		}
-		addr, err := s.session(ctx, target)
+		var addr string
+		var err error
+		if s.cfg.Options.IsCluster() {
+			addr, err = s.clusterSession(ctx)
+		} else {
+			addr, err = s.session(ctx, target)
+		}
 		target = ""
 		if ctx.Err() != nil {
 			return nil
@@ -244,7 +260,8 @@ func (s *pubsubRun) session(ctx context.Context, target string) (string, error) 
 	s.mu.Unlock()
 	err = s.subscribe(ctx, ps)
 	if err == nil {
-		err = s.receive(ctx, ps, addr)
+		var confirmed atomic.Int32
+		err = s.receive(ctx, ps, addr, &confirmed)
 	}
 	if ctx.Err() != nil && err != nil {
 		// Cut short by a switch (the run's own ctx is checked by run).
@@ -279,6 +296,64 @@ func (s *pubsubRun) subscribe(ctx context.Context, ps *goredis.PubSub) error {
 	return nil
 }
 
+// clusterSession subscribes through a Redis Cluster and receives until
+// something fails: classic channels and patterns on one node (the cluster
+// passes every message to every node), or each sharded channel on the
+// shard that owns it. A failover ends the session; the next one asks the
+// cluster again where to go.
+func (s *pubsubRun) clusterSession(ctx context.Context) (string, error) {
+	const addr = "cluster"
+	c, err := infraredis.NewClient(s.cfg.Options)
+	if err != nil {
+		return addr, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var groups [][]string // the channels of each connection
+	if s.cfg.Sharded {
+		for _, ch := range s.cfg.Channels {
+			groups = append(groups, []string{ch})
+		}
+	} else {
+		groups = [][]string{nil}
+	}
+	var confirmed atomic.Int32
+	errs := make(chan error, len(groups))
+	var subs []*goredis.PubSub
+	for _, g := range groups {
+		var ps *goredis.PubSub
+		if s.cfg.Sharded {
+			ps = c.SSubscribe(ctx, g...)
+		} else {
+			ps = c.Subscribe(ctx)
+			if err := s.subscribe(ctx, ps); err != nil {
+				ps.Close()
+				return addr, err
+			}
+		}
+		subs = append(subs, ps)
+		go func() { errs <- s.receive(ctx, ps, addr, &confirmed) }()
+	}
+	s.mu.Lock()
+	s.cancelSession = cancel
+	s.mu.Unlock()
+	defer func() {
+		for _, ps := range subs {
+			ps.Close()
+		}
+	}()
+	select {
+	case err = <-errs:
+	case <-ctx.Done():
+	}
+	cancel()
+	for _, ps := range subs {
+		ps.Close()
+	}
+	return addr, err
+}
+
 // silence is how long a subscription may go without any reply (a message,
 // or the PONG of the PING sent after each quiet second) before it is taken
 // for dead: a connection that stopped answering would otherwise look
@@ -287,8 +362,7 @@ const silence = 3 * time.Second
 
 // receive hands messages to the engine until the subscription fails, goes
 // silent, or the master switches.
-func (s *pubsubRun) receive(ctx context.Context, ps *goredis.PubSub, addr string) error {
-	confirmed := 0
+func (s *pubsubRun) receive(ctx context.Context, ps *goredis.PubSub, addr string, confirmed *atomic.Int32) error {
 	lastHeard := time.Now()
 	for {
 		select {
@@ -322,9 +396,8 @@ func (s *pubsubRun) receive(ctx context.Context, ps *goredis.PubSub, addr string
 		lastHeard = time.Now()
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" || m.Kind == "psubscribe" {
-				confirmed++
-				if confirmed == len(s.cfg.Channels) {
+			if m.Kind == "subscribe" || m.Kind == "psubscribe" || m.Kind == "ssubscribe" {
+				if int(confirmed.Add(1)) == len(s.cfg.Channels) {
 					s.setUp(true, addr, nil)
 				}
 			}

@@ -192,7 +192,7 @@ func NewStreams(cfg StreamsConfig, reg prometheus.Registerer, log *slog.Logger) 
 	}
 	s := &Streams{cfg: cfg, metrics: newStreamsMetrics(reg), log: log,
 		st: StreamsStatus{Group: cfg.Group, Consumer: cfg.Consumer}}
-	s.newClient = func() (goredis.UniversalClient, error) { return infraredis.NewUniversalClient(cfg.Options) }
+	s.newClient = func() (goredis.UniversalClient, error) { return infraredis.NewClient(cfg.Options) }
 	s.metrics.batchMax.Set(float64(cfg.Batch))
 	for _, k := range cfg.Keys {
 		s.st.Streams = append(s.st.Streams, StreamStatus{Key: k, Lag: -1})

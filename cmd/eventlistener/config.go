@@ -73,6 +73,8 @@ type config struct {
 	RedisMasterName    string
 	RedisPassword      string
 	RedisChannels      string
+	RedisCluster       string
+	RedisSharded       bool
 	RedisStreams       string
 	RedisGroup         string
 	RedisGroupStart    string
@@ -301,6 +303,10 @@ func serveFlags(c *config) []cli.Flag {
 			Usage: "the master's name in Sentinel (sentinel monitor NAME ...)"},
 		&cli.StringFlag{Name: "redis-password", Destination: &c.RedisPassword, Sources: env("redis-password"), Category: "Redis",
 			Usage: "password of the Redis nodes (and of the sentinels)"},
+		&cli.StringFlag{Name: "redis-cluster", Destination: &c.RedisCluster, Sources: env("redis-cluster"), Category: "Redis",
+			Usage: "some Redis Cluster nodes host:port, comma-separated (instead of --redis-url or --redis-sentinels); the rest are found from them"},
+		&cli.BoolFlag{Name: "redis-sharded", Destination: &c.RedisSharded, Sources: env("redis-sharded"), Category: "Redis",
+			Usage: "with --redis-cluster, --redis-channels are sharded channels (SSUBSCRIBE, Redis 7): each is read on the shard that owns it; no patterns"},
 		&cli.StringFlag{Name: "redis-channels", Destination: &c.RedisChannels, Sources: env("redis-channels"), Category: "Redis",
 			Usage: "channels to ingest, comma-separated; an entry with * ? or [ is a pattern"},
 		&cli.StringFlag{Name: "redis-streams", Destination: &c.RedisStreams, Sources: env("redis-streams"), Category: "Redis",
@@ -500,7 +506,7 @@ func (c *config) validateServe() error {
 // validateRedis checks the Redis settings.
 func (c *config) validateRedis() error {
 	c.redis = infraredis.Options{URL: c.RedisURL, Sentinels: infraredis.SplitList(c.RedisSentinels),
-		MasterName: c.RedisMasterName, Password: c.RedisPassword}
+		MasterName: c.RedisMasterName, Cluster: infraredis.SplitList(c.RedisCluster), Password: c.RedisPassword}
 	c.redisChannels = nil
 	seen := map[string]bool{}
 	for _, ch := range infraredis.SplitList(c.RedisChannels) {
@@ -518,6 +524,16 @@ func (c *config) validateRedis() error {
 		}
 	}
 	errs := []error{c.redis.Validate()}
+	if c.RedisSharded {
+		if !c.redis.IsCluster() {
+			errs = append(errs, errors.New("--redis-sharded needs --redis-cluster"))
+		}
+		for _, ch := range c.redisChannels {
+			if strings.ContainsAny(ch, "*?[") {
+				errs = append(errs, fmt.Errorf("--redis-sharded: %q is a pattern; sharded channels have none", ch))
+			}
+		}
+	}
 	if len(c.redisStreams) > 0 {
 		if c.RedisGroup == "" {
 			errs = append(errs, errors.New("--redis-group must not be empty"))
@@ -540,11 +556,11 @@ func (c *config) validateRedis() error {
 	}
 	switch {
 	case !c.redis.Enabled() && len(c.redisChannels) > 0:
-		errs = append(errs, errors.New("--redis-channels needs --redis-url or --redis-sentinels"))
+		errs = append(errs, errors.New("--redis-channels needs --redis-url, --redis-sentinels or --redis-cluster"))
 	case !c.redis.Enabled() && len(c.redisStreams) > 0:
-		errs = append(errs, errors.New("--redis-streams needs --redis-url or --redis-sentinels"))
+		errs = append(errs, errors.New("--redis-streams needs --redis-url, --redis-sentinels or --redis-cluster"))
 	case !c.redis.Enabled() && c.RedisNotifyChannel != "":
-		errs = append(errs, errors.New("--redis-notify-channel needs --redis-url or --redis-sentinels"))
+		errs = append(errs, errors.New("--redis-notify-channel needs --redis-url, --redis-sentinels or --redis-cluster"))
 	}
 	if c.RedisEventType == "" || len(c.RedisEventType) > 1024 {
 		errs = append(errs, errors.New("--redis-event-type must be 1 to 1024 bytes"))

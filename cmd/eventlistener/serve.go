@@ -107,7 +107,7 @@ func serve(ctx context.Context, c *config) error {
 			defer lease.Close()
 		}
 	} else {
-		log.Info("this node runs alone: no Redis is configured (--redis-url or --redis-sentinels), so there is no node registry")
+		log.Info("this node runs alone: no Redis is configured (--redis-url, --redis-sentinels or --redis-cluster), so there is no node registry")
 	}
 	tail := console.NewTail(c.ConsoleTailRate)
 	engine, err := actors.Start(actors.Config{

@@ -24,7 +24,7 @@ func openSources(c *config, reg prometheus.Registerer, log *slog.Logger) (list [
 		}
 	}
 	if len(c.redisChannels) > 0 {
-		list = append(list, sources.NewPubSub(sources.PubSubConfig{Options: c.redis, Channels: c.redisChannels,
+		list = append(list, sources.NewPubSub(sources.PubSubConfig{Options: c.redis, Channels: c.redisChannels, Sharded: c.RedisSharded,
 			EventType: c.RedisEventType, MaxEventBytes: int(c.maxEventBytes)}, reg, log.With("source", "redis")))
 	}
 	if len(c.redisStreams) > 0 {

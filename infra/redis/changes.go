@@ -18,7 +18,7 @@ import (
 // random value made when the log is: if Redis loses the log, a new epoch
 // starts, and ids of the new numbering do not repeat the old ones.
 type ChangeLog struct {
-	c   *goredis.Client
+	c   goredis.UniversalClient
 	key string
 }
 
@@ -31,6 +31,7 @@ type Change struct {
 
 // NewChangeLog makes the change log of a cluster.
 func NewChangeLog(o Options, prefix string) (*ChangeLog, error) {
+	prefix = o.KeyPrefix(prefix)
 	c, err := NewClient(o)
 	if err != nil {
 		return nil, err

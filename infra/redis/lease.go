@@ -18,7 +18,7 @@ import (
 // last. The owner is the node id and a random run id, so a restarted node
 // waits for its old lease to expire like any other.
 type Lease struct {
-	c     *goredis.Client
+	c     goredis.UniversalClient
 	key   string
 	token string
 	Owner string
@@ -27,6 +27,7 @@ type Lease struct {
 
 // NewLease makes a lease for node id, expiring ttl after its last renewal.
 func NewLease(o Options, prefix, id string, ttl time.Duration) (*Lease, error) {
+	prefix = o.KeyPrefix(prefix)
 	c, err := NewClient(o)
 	if err != nil {
 		return nil, err

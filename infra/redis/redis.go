@@ -14,17 +14,37 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// Options say where Redis is: URL for one node, or Sentinels and
-// MasterName for a master behind Sentinel.
+// Options say where Redis is: URL for one node, Sentinels and MasterName
+// for a master behind Sentinel, or Cluster for a Redis Cluster.
 type Options struct {
 	URL        string   // redis://[user:pass@]host:port/db
 	Sentinels  []string // host:port of each sentinel
 	MasterName string
-	Password   string // for the data nodes (and the sentinels, when they need one)
+	Cluster    []string // host:port of some cluster nodes (seeds)
+	Password   string   // for the data nodes (and the sentinels, when they need one)
 }
 
 // Enabled says whether Redis is configured at all.
-func (o Options) Enabled() bool { return o.URL != "" || len(o.Sentinels) > 0 }
+func (o Options) Enabled() bool { return o.URL != "" || len(o.Sentinels) > 0 || len(o.Cluster) > 0 }
+
+// IsCluster says whether Redis is a Redis Cluster.
+func (o Options) IsCluster() bool { return len(o.Cluster) > 0 }
+
+// KeyPrefix is the prefix of the keys the engine keeps together (the node
+// registry, the lease, the change log): in a cluster a hash tag, so a
+// script's keys are in one slot.
+func (o Options) KeyPrefix(name string) string {
+	if o.IsCluster() {
+		return "{" + name + "}"
+	}
+	return name
+}
+
+// clusterReload is how old the cluster client's slot map may be when it
+// is used. go-redis reloads it on MOVED, but not when a master it knows
+// refuses connections (go-redis issue 3979), and by default only once a
+// minute: without this a killed master's slots would fail that long.
+const clusterReload = time.Second
 
 // Sentinel says whether the master is found through Sentinel.
 func (o Options) Sentinel() bool { return len(o.Sentinels) > 0 }
@@ -32,8 +52,19 @@ func (o Options) Sentinel() bool { return len(o.Sentinels) > 0 }
 // Validate checks the settings, one message per broken rule, naming the flag.
 func (o Options) Validate() error {
 	var errs []error
-	if o.URL != "" && len(o.Sentinels) > 0 {
-		errs = append(errs, errors.New("--redis-url and --redis-sentinels exclude each other: give one"))
+	given := 0
+	for _, set := range []bool{o.URL != "", len(o.Sentinels) > 0, len(o.Cluster) > 0} {
+		if set {
+			given++
+		}
+	}
+	if given > 1 {
+		errs = append(errs, errors.New("--redis-url, --redis-sentinels and --redis-cluster exclude each other: give one"))
+	}
+	for _, s := range o.Cluster {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			errs = append(errs, fmt.Errorf("--redis-cluster: %q is not host:port", s))
+		}
 	}
 	if o.URL != "" {
 		if _, err := goredis.ParseURL(o.URL); err != nil {
@@ -65,22 +96,19 @@ func SplitList(s string) []string {
 	return out
 }
 
-// NewClient makes the client: a plain one for URL, a failover client that
-// asks the sentinels for the master otherwise. It does not connect yet.
-func NewClient(o Options) (*goredis.Client, error) {
+// NewClient makes the client: a plain one for URL, a cluster client for
+// Cluster, a failover client that asks the sentinels for the master
+// otherwise. It does not connect yet.
+func NewClient(o Options) (goredis.UniversalClient, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if o.IsCluster() {
+		return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: o.Cluster, Password: o.Password,
+			DialTimeout: 2 * time.Second, ClusterStateReloadInterval: clusterReload}), nil
+	}
 	if o.URL != "" {
-		opt, err := goredis.ParseURL(o.URL)
-		if err != nil {
-			return nil, err
-		}
-		if o.Password != "" && opt.Password == "" {
-			opt.Password = o.Password
-		}
-		opt.DialTimeout = 2 * time.Second
-		return goredis.NewClient(opt), nil
+		return urlClient(o)
 	}
 	return goredis.NewFailoverClient(&goredis.FailoverOptions{
 		MasterName:       o.MasterName,
@@ -89,12 +117,6 @@ func NewClient(o Options) (*goredis.Client, error) {
 		SentinelPassword: o.Password,
 		DialTimeout:      2 * time.Second,
 	}), nil
-}
-
-// NewUniversalClient is NewClient as the interface every kind of Redis
-// client implements.
-func NewUniversalClient(o Options) (goredis.UniversalClient, error) {
-	return NewClient(o)
 }
 
 // MasterAddr asks the sentinels where the master is now; for a single node
@@ -122,7 +144,7 @@ func MasterAddr(ctx context.Context, o Options) (string, error) {
 
 // Publisher publishes messages on one channel.
 type Publisher struct {
-	client  *goredis.Client
+	client  goredis.UniversalClient
 	channel string
 }
 
@@ -155,12 +177,25 @@ func (l redisLog) Printf(_ context.Context, format string, v ...interface{}) {
 	l.log.Info(fmt.Sprintf(format, v...))
 }
 
+// urlClient is the client of the single Redis at o.URL.
+func urlClient(o Options) (*goredis.Client, error) {
+	opt, err := goredis.ParseURL(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if o.Password != "" && opt.Password == "" {
+		opt.Password = o.Password
+	}
+	opt.DialTimeout = 2 * time.Second
+	return goredis.NewClient(opt), nil
+}
+
 // NodeClient is a client of the one node at addr (a single Redis: the URL's
 // settings; through Sentinel: a master the sentinels named), without
 // Sentinel's failover logic: the caller decides where to connect.
 func NodeClient(o Options, addr string) (*goredis.Client, error) {
 	if !o.Sentinel() {
-		return NewClient(o)
+		return urlClient(o)
 	}
 	// One quick try per call: the caller has its own backoff, and a dead
 	// node must not hold it for seconds of hidden retries.

@@ -48,7 +48,7 @@ type NodeEvent struct {
 // nodes (the sorted set PREFIX:nodes, scored by the last heartbeat), and
 // node.up and node.down on the channel PREFIX:nodes:events.
 type Registry struct {
-	c      *goredis.Client
+	c      goredis.UniversalClient
 	prefix string
 	ttl    time.Duration
 }
@@ -56,6 +56,7 @@ type Registry struct {
 // NewRegistry makes a registry; a node's entry expires ttl after its last
 // heartbeat.
 func NewRegistry(o Options, prefix string, ttl time.Duration) (*Registry, error) {
+	prefix = o.KeyPrefix(prefix)
 	c, err := NewClient(o)
 	if err != nil {
 		return nil, err
